@@ -1,0 +1,24 @@
+import type { Argv } from 'yargs';
+import { openModel } from '../../src/index.js';
+import { formatSummary, summarizeModel } from '../../src/inspect.js';
+import { inferModel } from '../../src/ir/infer.js';
+import { describeAttention, formatAttention } from '../../src/attention-report.js';
+
+export const inspectCommand = {
+  command: 'inspect <model>',
+  describe: 'Show a model: IR version, opsets, inputs and outputs with symbolic shapes, op histogram, weights, external data, and every attention site found',
+  builder: (y: Argv) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'path to an .onnx file' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of text' })
+      .example('$0 inspect model.onnx', 'summary and attention-layer table')
+      .example('$0 inspect model.onnx --json | jq .attentionSites', 'machine-readable sites'),
+  handler: async (args: { model: string; json: boolean }) => {
+    const model = openModel(args.model);
+    inferModel(model);
+    const summary = summarizeModel(model);
+    const attention = describeAttention(model);
+    if (args.json) process.stdout.write(`${JSON.stringify({ ...summary, ...attention }, null, 2)}\n`);
+    else process.stdout.write(`${formatSummary(summary)}\n${formatAttention(attention)}\n`);
+  },
+};

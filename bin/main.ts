@@ -1,0 +1,32 @@
+/** The attnpass CLI: parses arguments with yargs and calls the library. */
+import yargs from 'yargs';
+import { inspectCommand } from './commands/inspect.js';
+import { EXIT, reportError } from './errors.js';
+import { AttnpassError } from '../src/errors.js';
+
+export async function run(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const cli = yargs(argv)
+    .scriptName('attnpass')
+    .usage('$0 <command> [options]\n\nFind every dense attention in an ONNX Transformer model and rewrite it into efficient sparse attention operators.')
+    .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
+    .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
+    .command(inspectCommand as never)
+    .demandCommand(1, 'Name a command (see the list above).')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new AttnpassError('usage', `${msg}\nRun 'attnpass --help' (or 'attnpass <command> --help') for usage.`);
+    });
+  try {
+    await cli.parseAsync();
+  } catch (err) {
+    return reportError(err, debug);
+  }
+  return EXIT.ok;
+}

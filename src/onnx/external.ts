@@ -1,0 +1,138 @@
+/**
+ * External tensor data: tensors whose bytes live in another file beside the model
+ * (TensorProto.data_location = EXTERNAL, with location / offset / length entries).
+ *
+ * Paths are resolved against the model's folder and must stay inside it: absolute paths, `..`
+ * segments and symbolic links that lead out are refused. Bytes are read lazily, only when a pass
+ * needs the values, from files opened read-only.
+ */
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { fail } from '../errors.js';
+import { onnx, type TensorProto } from './codec.js';
+
+export interface ExternalDataRef {
+  location: string;
+  offset: number;
+  /** bytes to read; undefined means "to the end of the file" */
+  length: number | undefined;
+}
+
+export function isExternal(tensor: TensorProto): boolean {
+  return tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL && (tensor.externalData?.length ?? 0) > 0;
+}
+
+/** Parses a tensor's external_data entries; errors name the tensor and the entry. */
+export function externalDataRef(tensor: TensorProto): ExternalDataRef {
+  const entries = new Map<string, string>();
+  for (const e of tensor.externalData ?? []) entries.set(e.key ?? '', e.value ?? '');
+  const where = `tensor '${tensor.name}'`;
+  const location = entries.get('location');
+  if (!location) fail('external-data', `${where}: external_data has no 'location' entry. Re-save the model with its external data (onnx.save_model(..., save_as_external_data=True)).`);
+  const parseCount = (key: string): number | undefined => {
+    const text = entries.get(key);
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      fail('external-data', `${where}: external_data '${key}' is '${text}', not a non-negative integer. Fix or re-save the model's external data.`);
+    }
+    return Number(text);
+  };
+  return { location, offset: parseCount('offset') ?? 0, length: parseCount('length') };
+}
+
+export class ExternalDataFiles {
+  private readonly fds = new Map<string, { fd: number; size: number }>();
+  private readonly realBase: string | undefined;
+
+  /** `baseDir`: the model's folder; undefined for a model loaded from bytes (no external data possible). */
+  constructor(readonly baseDir: string | undefined) {
+    this.realBase = baseDir === undefined ? undefined : safeRealpath(baseDir);
+  }
+
+  /** Validates a location (inside the model's folder, existing file) and returns its absolute path. */
+  resolve(location: string, tensorName: string | null | undefined): string {
+    const where = `tensor '${tensorName}': external data file '${location}'`;
+    if (this.baseDir === undefined || this.realBase === undefined) {
+      fail('external-data', `${where}: the model was loaded from bytes, so there is no folder to resolve external data against. Load it from its path instead.`);
+    }
+    if (isAbsolute(location) || /^[a-zA-Z]:[\\/]/.test(location) || location.startsWith('\\')) {
+      fail('external-data', `${where} is an absolute path. External data locations must be relative to the model's folder; move the file beside the model and store its relative name.`);
+    }
+    const parts = location.split(/[\\/]+/);
+    if (parts.includes('..')) {
+      fail('external-data', `${where} has a '..' segment and would leave the model's folder. External data must stay inside the model's folder.`);
+    }
+    const path = join(this.baseDir, normalize(location));
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      fail('external-data', `${where} does not exist (looked for ${path}). Put the data file beside the model or re-save the model with its external data.`);
+    }
+    const rel = relative(this.realBase, real);
+    if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) {
+      fail('external-data', `${where} is a link that leads outside the model's folder (to ${real}). External data must stay inside the model's folder.`);
+    }
+    if (!statSync(real).isFile()) fail('external-data', `${where} is not a regular file.`);
+    return real;
+  }
+
+  /** Size in bytes of the external region a tensor refers to, checked against the file. */
+  regionLength(tensor: TensorProto): number {
+    const ref = externalDataRef(tensor);
+    const file = this.open(ref.location, tensor.name);
+    return this.checkedLength(ref, file.size, tensor.name);
+  }
+
+  /** Reads the bytes of one externally stored tensor (a fresh Buffer). */
+  read(tensor: TensorProto): Buffer {
+    const ref = externalDataRef(tensor);
+    const file = this.open(ref.location, tensor.name);
+    const length = this.checkedLength(ref, file.size, tensor.name);
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(file.fd, out, done, Math.min(length - done, 1 << 30), ref.offset + done);
+      if (n === 0) fail('external-data', `tensor '${tensor.name}': external data file '${ref.location}' ended early.`);
+      done += n;
+    }
+    return out;
+  }
+
+  /** File descriptor and absolute path for streaming copies. */
+  openFile(location: string, tensorName: string | null | undefined): { fd: number; size: number } {
+    return this.open(location, tensorName);
+  }
+
+  close(): void {
+    for (const { fd } of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+
+  private checkedLength(ref: ExternalDataRef, size: number, tensorName: string | null | undefined): number {
+    const length = ref.length ?? size - ref.offset;
+    if (ref.offset > size || ref.offset + length > size) {
+      fail('external-data', `tensor '${tensorName}': external data offset ${ref.offset} + length ${length} passes the end of '${ref.location}' (${size} bytes). The data file is truncated or does not belong to this model.`);
+    }
+    return length;
+  }
+
+  private open(location: string, tensorName: string | null | undefined): { fd: number; size: number } {
+    const path = this.resolve(location, tensorName);
+    let file = this.fds.get(path);
+    if (!file) {
+      const fd = openSync(path, 'r');
+      file = { fd, size: fstatSync(fd).size };
+      this.fds.set(path, file);
+    }
+    return file;
+  }
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
