@@ -1,17 +1,30 @@
 /** The attnpass CLI: parses arguments with yargs and calls the library. */
 import yargs from 'yargs';
 import { inspectCommand } from './commands/inspect.js';
+import { convertCommand } from './commands/convert.js';
+import { verifyCommand } from './commands/verify.js';
+import { passesCommand } from './commands/passes.js';
+import { passRegistry } from './registry.js';
 import { EXIT, reportError } from './errors.js';
 import { AttnpassError } from '../src/errors.js';
 
 export async function run(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  let registry;
+  try {
+    registry = await passRegistry(argv);
+  } catch (err) {
+    return reportError(err, debug);
+  }
   const cli = yargs(argv)
     .scriptName('attnpass')
     .usage('$0 <command> [options]\n\nFind every dense attention in an ONNX Transformer model and rewrite it into efficient sparse attention operators.')
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
     .command(inspectCommand as never)
+    .command(convertCommand(registry) as never)
+    .command(verifyCommand as never)
+    .command(passesCommand(registry) as never)
     .demandCommand(1, 'Name a command (see the list above).')
     .strict()
     .recommendCommands()

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { openModel } from '../../src/index.js';
 import { formatSummary, summarizeModel } from '../../src/inspect.js';
 import { inferModel } from '../../src/ir/infer.js';
+import { assertValid } from '../../src/validate/index.js';
 import { describeAttention, formatAttention } from '../../src/attention-report.js';
 
 export const inspectCommand = {
@@ -16,6 +17,8 @@ export const inspectCommand = {
   handler: async (args: { model: string; json: boolean }) => {
     const model = openModel(args.model);
     inferModel(model);
+    // a broken model gets its problems (each naming graph, node, value and the fix) and exit code 1
+    assertValid(model, { context: args.model });
     const summary = summarizeModel(model);
     const attention = describeAttention(model);
     if (args.json) process.stdout.write(`${JSON.stringify({ ...summary, ...attention }, null, 2)}\n`);
