@@ -5,8 +5,10 @@ export interface OutputComparison {
   name: string;
   dims: number[];
   maxAbs: number;
-  /** max |a − b| / max |a| */
+  /** max |a − b| / max |a|, over the rows that hold real tokens */
   relative: number;
+  /** the same over every row, padding positions included (their values carry no meaning) */
+  relativeAllRows: number;
   nan: boolean;
   /** for logits-like outputs (last dim > 1, name says logits or scores) */
   top1Agreement?: number;
@@ -17,30 +19,47 @@ export function isLogits(t: NamedTensor): boolean {
   return /logit|scores/i.test(t.name) && t.dims.length >= 2 && (t.dims[t.dims.length - 1] ?? 0) > 1;
 }
 
-export function compareOutputs(reference: NamedTensor, candidate: NamedTensor): OutputComparison {
+/**
+ * Which [batch, position] rows of an output hold real tokens: outputs laid out [B, S, ...] are read
+ * against the attention mask's last S columns. Undefined when the output is not laid out that way.
+ */
+export type RowFilter = ((dims: readonly number[]) => ((row: number) => boolean) | undefined) | undefined;
+
+export function compareOutputs(reference: NamedTensor, candidate: NamedTensor, rows?: RowFilter): OutputComparison {
   const a = toFloat64(reference);
   const b = toFloat64(candidate);
+  const valid = rows?.(reference.dims);
+  const rowSize = reference.dims.slice(2).reduce((x, y) => x * y, 1);
   let maxAbs = 0;
   let maxRef = 0;
+  let maxAbsAll = 0;
+  let maxRefAll = 0;
   let nan = a.length !== b.length;
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (Number.isNaN(y) !== Number.isNaN(x) || Number.isNaN(y)) nan = true;
     const d = Math.abs(x - y);
+    if (d > maxAbsAll) maxAbsAll = d;
+    if (Math.abs(x) > maxRefAll) maxRefAll = Math.abs(x);
+    if (valid && !valid(Math.floor(i / rowSize))) continue;
+    if (Number.isNaN(y) !== Number.isNaN(x) || Number.isNaN(y)) nan = true;
     if (d > maxAbs) maxAbs = d;
     if (Math.abs(x) > maxRef) maxRef = Math.abs(x);
   }
-  const result: OutputComparison = { name: reference.name, dims: reference.dims, maxAbs, relative: maxRef > 0 ? maxAbs / maxRef : maxAbs, nan };
-  if (isLogits(reference)) Object.assign(result, logitMetrics(a, b, reference.dims[reference.dims.length - 1]!));
+  const relative = (abs: number, ref: number) => (ref > 0 ? abs / ref : abs);
+  const result: OutputComparison = { name: reference.name, dims: reference.dims, maxAbs, relative: relative(maxAbs, maxRef), relativeAllRows: relative(maxAbsAll, maxRefAll), nan };
+  if (isLogits(reference)) Object.assign(result, logitMetrics(a, b, reference.dims[reference.dims.length - 1]!, valid));
   return result;
 }
 
-function logitMetrics(a: Float64Array, b: Float64Array, vocab: number): { top1Agreement: number; meanKl: number } {
-  const rows = Math.floor(a.length / vocab);
+function logitMetrics(a: Float64Array, b: Float64Array, vocab: number, valid?: (row: number) => boolean): { top1Agreement: number; meanKl: number } {
+  const total = Math.floor(a.length / vocab);
+  let rows = 0;
   let agree = 0;
   let kl = 0;
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < total; r++) {
+    if (valid && !valid(r)) continue;
+    rows++;
     const off = r * vocab;
     let ia = 0;
     let ib = 0;

@@ -21,8 +21,13 @@ export interface CaseShape {
 
 export interface ModelInputFacts {
   vocab: number;
-  /** left padding for decoders (causal models), right for encoders */
-  padding: 'left' | 'right';
+  /** rows of the smallest learned position table (GPT-2's wpe, BERT's position_embeddings), if any */
+  maxPositions: number | undefined;
+  /**
+   * left padding for decoders (causal models), right for encoders; none for com.microsoft
+   * GroupQueryAttention models, which express valid lengths only as right-aligned `seqlens_k`
+   */
+  padding: 'left' | 'right' | 'none';
   hasPast: boolean;
 }
 
@@ -52,7 +57,27 @@ export function inputFacts(graph: Graph, causal: boolean): ModelInputFacts {
   const embedding = ids?.consumers().find((n) => n.opType === 'Gather' && n.inputs[0]?.initializer);
   const rows = embedding?.inputs[0]?.type?.shape?.[0];
   if (typeof rows === 'number') vocab = rows;
-  return { vocab, padding: causal ? 'left' : 'right', hasPast: feeds.some((v) => isPast(v.name)) };
+  const gqa = graph.nodes.some((n) => n.domain === 'com.microsoft' && n.opType === 'GroupQueryAttention');
+  return { vocab, maxPositions: learnedPositionRows(graph, embedding?.inputs[0]), padding: gqa ? 'none' : causal ? 'left' : 'right', hasPast: feeds.some((v) => isPast(v.name)) };
+}
+
+/**
+ * Models with learned absolute positions cannot run past their table: the rows of the smallest 2-D
+ * initializer that a Gather or Slice reads, other than the token embedding.
+ */
+function learnedPositionRows(graph: Graph, tokenTable: Value | undefined): number | undefined {
+  let rows: number | undefined;
+  for (const n of graph.nodes) {
+    if (n.opType !== 'Gather' && n.opType !== 'Slice') continue;
+    const table = n.inputs[0];
+    const dims = table?.initializer ? table.type?.shape : undefined;
+    if (!table || table === tokenTable || dims?.length !== 2 || typeof dims[0] !== 'number') continue;
+    if (!/pos|wpe/i.test(table.name) && !/pos|wpe/i.test(n.name)) continue;
+    // a Gather reads rows of a table; a Slice cuts a [1, max] buffer of position ids
+    const length = n.opType === 'Gather' ? dims[0] : Math.max(...(dims as number[]));
+    rows = Math.min(rows ?? Infinity, length);
+  }
+  return rows;
 }
 
 /** Number of padding positions in batch row b (row 0 never padded). */
@@ -66,6 +91,7 @@ export function generateInputs(graph: Graph, facts: ModelInputFacts, shape: Case
   const total = shape.past + shape.seq;
   const symbols = new Map<string, number>();
   const mask = (b: number, j: number): number => {
+    if (facts.padding === 'none') return 1;
     const pads = padCount(b, total);
     return facts.padding === 'left' ? (j < pads ? 0 : 1) : j >= total - pads ? 0 : 1;
   };
@@ -111,6 +137,9 @@ export function generateInputs(graph: Graph, facts: ModelInputFacts, shape: Case
           for (let t = 0; t <= j + offset; t++) count += mask(b, t);
           values[i] = Math.max(0, count - 1);
         } else if (/cache_position/i.test(v.name)) values[i] = shape.past + j;
+        // com.microsoft GroupQueryAttention: per-sequence key count minus one, and the total length
+        else if (/seqlens_k/i.test(v.name)) values[i] = total - 1;
+        else if (/total_sequence_length/i.test(v.name)) values[i] = total;
         else if (/token_type/i.test(v.name)) values[i] = 0;
         else values[i] = Math.floor(random() * facts.vocab);
       }
@@ -135,10 +164,14 @@ function rank(name: string): number {
   return 3;
 }
 
-export function defaultCases(hasPast: boolean, seqLens: number[]): CaseShape[] {
+export function defaultCases(facts: ModelInputFacts, seqLens: number[]): CaseShape[] {
   const cases: CaseShape[] = [];
+  const hasPast = facts.hasPast;
+  // keep every case inside a learned position table (past + new tokens + the offsets some models add)
+  const limit = facts.maxPositions === undefined ? Infinity : facts.maxPositions - 8;
+  const lengths = [...new Set(seqLens.map((n) => Math.max(1, Math.min(n, limit))))];
   for (const batch of [1, 3]) {
-    for (const seq of seqLens) {
+    for (const seq of lengths) {
       if (hasPast) {
         cases.push({ name: `b${batch}-past${seq}-new1`, batch, seq: 1, past: seq });
         cases.push({ name: `b${batch}-past${seq}-new5`, batch, seq: 5, past: seq });
