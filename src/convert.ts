@@ -91,7 +91,7 @@ function buildReport(options: ConvertOptions, model: Model, runs: PassRun[], seq
     const site = n.proto.metadataProps?.find((m) => m.key === 'attnpass.site')?.value;
     if (site && n.domain === 'ai.attnpass') {
       const attributes: Record<string, number> = {};
-      for (const [k, a] of n.attributes) attributes[k] = a.f ?? (a.i != null ? Number(a.i.toString()) : 0);
+      for (const name of n.attributes.keys()) attributes[name] = n.attrFloat(name) ?? n.attrInt(name) ?? 0;
       emitted.set(site, { op: n.opType, attributes });
     }
   }

@@ -7,7 +7,7 @@
  * they were read as (their bytes are views into the model file), so lifting copies no weights.
  */
 import { AttnpassError, fail } from '../errors.js';
-import type { AttributeProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/codec.js';
+import type { AttributeProto, NodeProto, SparseTensorProto, TensorProto, ValueInfoProto } from '../onnx/codec.js';
 
 /** A dimension: a number when known, a symbol (e.g. "batch") when symbolic, undefined when unknown. */
 export type Dim = number | string | undefined;
@@ -29,6 +29,8 @@ export class Value {
   type: TensorType | undefined;
   /** the constant's tensor when this value is an initializer */
   initializer: TensorProto | undefined;
+  /** the tensor when this value is a sparse initializer (GraphProto.sparse_initializer); written back as read */
+  sparseInitializer: SparseTensorProto | undefined;
   /** the ValueInfoProto this value was read with (doc strings, metadata), kept for writing back */
   info: ValueInfoProto | undefined;
   private producerNode: Node | undefined;
@@ -71,7 +73,12 @@ export class Value {
   }
 
   get isConstant(): boolean {
-    return this.initializer !== undefined || this.producerNode?.opType === 'Constant';
+    return this.initializer !== undefined || this.sparseInitializer !== undefined || this.producerNode?.opType === 'Constant';
+  }
+
+  /** True when something defines the value: a node, an initializer (dense or sparse) or a graph input. */
+  get isDefined(): boolean {
+    return this.producerNode !== undefined || this.initializer !== undefined || this.sparseInitializer !== undefined || this.isGraphInput;
   }
 
   get shape(): Dim[] | undefined {
@@ -207,14 +214,17 @@ export class Node {
   attrInt(name: string, fallback: number): number;
   attrInt(name: string, fallback?: number): number | undefined {
     const a = this.attributes.get(name);
-    return a?.i != null ? Number(a.i.toString()) : fallback;
+    const isInt = a !== undefined && (a.type === 2 || (!a.type && Object.prototype.hasOwnProperty.call(a, 'i')));
+    return isInt && a.i != null ? Number(a.i.toString()) : fallback;
   }
 
   attrFloat(name: string): number | undefined;
   attrFloat(name: string, fallback: number): number;
   attrFloat(name: string, fallback?: number): number | undefined {
     const a = this.attributes.get(name);
-    return a && (a.f != null || a.type === 1) ? (a.f ?? 0) : fallback;
+    // decoded and created messages inherit field defaults (f = 0) from the prototype: go by the type, else by presence
+    const isFloat = a !== undefined && (a.type === 1 || (!a.type && Object.prototype.hasOwnProperty.call(a, 'f')));
+    return isFloat ? (a.f ?? 0) : fallback;
   }
 
   attrInts(name: string): number[] | undefined {
@@ -233,7 +243,8 @@ export class Node {
 
   /** "Softmax 'node_name'" — how errors and reports name a node. */
   describe(): string {
-    const op = this.domain && this.domain !== 'ai.onnx' ? `${this.domain}.${this.opType}` : this.opType;
+    const opType = this.opType || '(no op_type)';
+    const op = this.domain && this.domain !== 'ai.onnx' ? `${this.domain}.${opType}` : opType;
     return `${op} '${this.name || '(unnamed)'}'`;
   }
 
@@ -299,7 +310,13 @@ export class Graph {
   readonly initializers: Value[] = [];
   /** GraphProto fields the IR does not model, written back as read */
   proto: Record<string, unknown> = {};
-  /** value_info entries of values that are gone, dropped on lowering; kept for values that remain */
+  /**
+   * @internal value_info entries as read, in file order, each with the value it described at lift time.
+   * Lowering writes them back in this order for the values that still exist (renamed as they are now).
+   */
+  readonly _valueInfo: Array<{ proto: ValueInfoProto; value: Value | undefined }> = [];
+  /** @internal the output ValueInfoProtos as read (a subgraph output may be an outer value with its own info) */
+  readonly _outputInfo = new Map<Value, ValueInfoProto>();
   constructor(
     name: string,
     readonly names: NameRegistry,
@@ -510,46 +527,75 @@ export class Graph {
 
 export type TopoResult = { ok: true; nodes: Node[] } | { ok: false; cycle: Node[] };
 
-/** Kahn's algorithm, stable with respect to the current order; reports one cycle on failure. */
+/** Kahn's algorithm, stable with respect to the current order (a min-heap on position); reports one cycle on failure. */
 export function topologicalOrder(graph: Graph): TopoResult {
   const index = new Map(graph.nodes.map((n, i) => [n, i] as const));
   const deps = new Map<Node, Set<Node>>();
   const dependents = new Map<Node, Node[]>();
   for (const n of graph.nodes) {
     const d = new Set<Node>();
-    for (const v of [...n.inputs, ...n.implicitInputs()]) {
+    const implicit = n.subgraphs.size > 0 ? n.implicitInputs() : [];
+    for (const v of [...n.inputs, ...implicit]) {
       const p = v?.producer;
-      if (p && index.has(p) && p !== n) d.add(p);
-      if (p === n) d.add(n);
+      if (p && index.has(p)) d.add(p);
     }
     deps.set(n, d);
     for (const p of d) (dependents.get(p) ?? dependents.set(p, []).get(p)!).push(n);
   }
   const remaining = new Map([...deps].map(([n, d]) => [n, d.size] as const));
-  const ready: Node[] = graph.nodes.filter((n) => remaining.get(n) === 0);
+  const heap: number[] = [];
+  const push = (i: number): void => {
+    heap.push(i);
+    for (let c = heap.length - 1; c > 0; ) {
+      const p = (c - 1) >> 1;
+      if (heap[p]! <= heap[c]!) break;
+      [heap[p], heap[c]] = [heap[c]!, heap[p]!];
+      c = p;
+    }
+  };
+  const pop = (): number => {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      for (let p = 0; ; ) {
+        const l = 2 * p + 1;
+        const r = l + 1;
+        let m = p;
+        if (l < heap.length && heap[l]! < heap[m]!) m = l;
+        if (r < heap.length && heap[r]! < heap[m]!) m = r;
+        if (m === p) break;
+        [heap[p], heap[m]] = [heap[m]!, heap[p]!];
+        p = m;
+      }
+    }
+    return top;
+  };
+  graph.nodes.forEach((n, i) => {
+    if (remaining.get(n) === 0) push(i);
+  });
   const out: Node[] = [];
-  // a min-heap by original index would be O(n log n); the simple sorted insert is fine for graph sizes here
-  while (ready.length) {
-    ready.sort((a, b) => index.get(a)! - index.get(b)!);
-    const n = ready.shift()!;
+  while (heap.length) {
+    const n = graph.nodes[pop()]!;
     out.push(n);
     for (const m of dependents.get(n) ?? []) {
       const left = remaining.get(m)! - 1;
       remaining.set(m, left);
-      if (left === 0) ready.push(m);
+      if (left === 0) push(index.get(m)!);
     }
   }
   if (out.length === graph.nodes.length) return { ok: true, nodes: out };
-  const stuck = graph.nodes.filter((n) => !out.includes(n));
+  const done = new Set(out);
+  const stuck = new Set(graph.nodes.filter((n) => !done.has(n)));
   // walk back through unresolved producers until a node repeats
   const cycle: Node[] = [];
   const seen = new Set<Node>();
-  let cur: Node | undefined = stuck[0];
+  let cur: Node | undefined = graph.nodes.find((n) => stuck.has(n));
   while (cur && !seen.has(cur)) {
     seen.add(cur);
     cycle.push(cur);
-    cur = [...deps.get(cur)!].find((p) => stuck.includes(p));
+    cur = [...deps.get(cur)!].find((p) => stuck.has(p));
   }
   const start = cur ? cycle.indexOf(cur) : 0;
-  return { ok: false, cycle: cycle.slice(start) };
+  return { ok: false, cycle: cycle.slice(start).reverse() };
 }

@@ -29,7 +29,7 @@ export function keptFraction(settings: CostSettings | undefined, seqLen: number,
   const dense = densePairs(seqLen, causal);
   switch (settings.op) {
     case 'BlockSparseAttention': {
-      const bs = a.block_size ?? 64;
+      const bs = Math.max(1, a.block_size ?? 64);
       const nb = Math.ceil(seqLen / bs);
       let kept = 0;
       for (let qb = 0; qb < nb; qb++) {
@@ -41,7 +41,7 @@ export function keptFraction(settings: CostSettings | undefined, seqLen: number,
       return Math.min(1, kept / dense);
     }
     case 'TiledAttention': {
-      const bs = a.block_size ?? 64;
+      const bs = Math.max(1, a.block_size ?? 64);
       const nb = Math.ceil(seqLen / bs);
       const fine = a.fine_fraction ?? 1;
       const medium = a.medium_fraction ?? 0;
