@@ -1,0 +1,76 @@
+// Host-side helpers shared by the attnpass CUDA translation units (not part of the public C API).
+#pragma once
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include "attnpass_cuda.h"
+#include "flash_fwd.cuh"
+
+namespace ap {
+
+// carves aligned sub-buffers out of one workspace; with base == nullptr it only measures
+struct Carver {
+  char* base;
+  size_t off = 0;
+  explicit Carver(void* b) : base(static_cast<char*>(b)) {}
+  template <class T> T* take(size_t n) {
+    off = (off + 255) & ~size_t(255);
+    T* p = base ? reinterpret_cast<T*>(base + off) : nullptr;
+    off += n * sizeof(T);
+    return p;
+  }
+};
+
+inline int num_sms() {
+  static int n = 0;
+  if (!n) {
+    int dev = 0;
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
+  }
+  return n;
+}
+
+inline float eff_scale(const ApAttn& a) { return a.scale != 0.f ? a.scale : 1.f / sqrtf((float)a.D); }
+
+inline int check_common(const ApAttn& a) {
+  if (a.B <= 0 || a.Hq <= 0 || a.Hkv <= 0 || a.S <= 0 || a.T <= 0 || a.D <= 0 || a.Dv <= 0) return AP_ERR_ARGS;
+  if (a.Hq % a.Hkv) return AP_ERR_ARGS;
+  if (a.dtype < AP_F32 || a.dtype > AP_BF16) return AP_ERR_ARGS;
+  return AP_OK;
+}
+
+// the tensor-core kernels: 16-bit inputs, D == Dv in {64, 128}
+inline bool fast_dims(const ApAttn& a) { return a.dtype != AP_F32 && a.D == a.Dv && (a.D == 64 || a.D == 128); }
+
+inline FwdCommon make_common(const ApAttn& a) {
+  FwdCommon c;
+  c.q = a.q; c.k = a.k; c.v = a.v; c.o = a.o;
+  c.B = a.B; c.Hq = a.Hq; c.Hkv = a.Hkv; c.S = a.S; c.T = a.T; c.G = a.Hq / a.Hkv; c.D = a.D;
+  c.scale_log2 = eff_scale(a) * kLog2e;
+  c.causal = a.causal;
+  c.has_mask = a.mask != nullptr;
+  c.mask = make_mask(a);
+  return c;
+}
+
+inline int cuda_status(cudaError_t e) { return e == cudaSuccess ? AP_OK : AP_ERR_CUDA; }
+void count_call();
+
+// generic (scalar, any D/Dv <= 256, any dtype) kernel: one warp per query row
+struct GenericArgs {
+  int mode;  // 0 dense/block-sparse (layout may be null), 1 span, 2 tiled
+  const uint8_t* layout;
+  int bs, nQB, nKB;
+  SpanRef sp;
+  int sink, W;
+  const void* kc;
+  const void* vc;
+  const void* meta;  // AttMeta*
+  const int* toff;
+  int L;
+};
+int launch_generic(const ApAttn& a, const GenericArgs& g, cudaStream_t st);
+
+}  // namespace ap
