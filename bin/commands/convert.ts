@@ -44,8 +44,13 @@ export function convertCommand(registry: PassRegistry) {
       const pass = String(args.pass);
       const model = String(args.model);
       const output = args.output ? String(args.output) : defaultOutput(model, pass);
-      const passOpts: Record<string, unknown> = {};
-      for (const name of Object.keys(registry.get(pass).options ?? {})) if (args[name] !== undefined) passOpts[name] = args[name];
+      // each pass that runs reads the options it declares
+      const extra = ((args.then as string[]) ?? []).map(String);
+      const passOptions: Record<string, Record<string, unknown>> = {};
+      for (const p of registry.plan([pass, ...extra])) {
+        passOptions[p.name] = {};
+        for (const name of Object.keys(p.options ?? {})) if (args[name] !== undefined) passOptions[p.name]![name] = args[name];
+      }
       const quiet = args.quiet === true;
       const progress = terminalProgress(quiet);
       const lines: string[] = [];
@@ -55,9 +60,9 @@ export function convertCommand(registry: PassRegistry) {
           input: model,
           output,
           pass,
-          passOptions: { [pass]: passOpts },
+          passOptions,
           registry,
-          extraPasses: (args.then as string[]) ?? [],
+          extraPasses: extra,
           seqLen: Number(args['seq-len']),
           externalData: args['external-data'] as 'reference' | 'copy' | undefined,
           report: (line) => lines.push(line),

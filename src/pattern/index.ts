@@ -1,0 +1,23 @@
+/** The pattern-matching layer: state what a rule looks for as the computation it matches. */
+export {
+  Bindings,
+  Pattern,
+  capture,
+  constant,
+  either,
+  explain,
+  match,
+  matchAll,
+  op,
+  optional,
+  scalar,
+  through,
+  value,
+  where,
+  type AttrExpect,
+  type Check,
+  type ConstantOptions,
+  type MatchFailure,
+  type MatchResult,
+  type OpOptions,
+} from './pattern.js';
