@@ -18,6 +18,8 @@ const shapeValues = new WeakMap<Value, Dim[]>();
 const floatValues = new WeakMap<Value, number[]>();
 
 const SMALL = 4096;
+/** ranks beyond this are not believed (a damaged shape tensor), only left unknown */
+const MAX_RANK = 64;
 
 /** The element values of a small integer tensor (constant or computed from shapes), if known. */
 export function shapeValueOf(v: Value | undefined): Dim[] | undefined {
@@ -356,7 +358,7 @@ function inferNode(n: Node): void {
       const ins = n.inputs.filter((v): v is Value => !!v);
       const shapes = ins.map(shapeOf);
       const vals = ins.map(shapeValueOf);
-      if (vals.every((v) => v !== undefined)) setValues(out, vals.flatMap((v) => v!));
+      if (vals.every((v) => v !== undefined) && shapes.every((s) => s?.length === 1)) setValues(out, vals.flatMap((v) => v!));
       if (shapes.some((s) => !s)) return setType(out, { elemType: elem(ins[0]), shape: undefined });
       const rank = shapes[0]!.length;
       const axis = normAxis(n.attrInt('axis', 0), rank);
@@ -415,7 +417,7 @@ function inferNode(n: Node): void {
       setValues(out, shapeValueOf(x));
       if (!target) {
         const len = shapeOf(n.inputs[1])?.[0];
-        return setType(out, { elemType: elem(x), shape: typeof len === 'number' ? Array.from({ length: len }, () => undefined) : undefined });
+        return setType(out, { elemType: elem(x), shape: typeof len === 'number' && len >= 0 && len <= MAX_RANK ? Array.from({ length: len }, () => undefined) : undefined });
       }
       return setType(out, { elemType: elem(x), shape: reshapeTarget(shapeOf(x), target, n.attrInt('allowzero', 0) === 1) });
     }
@@ -455,7 +457,7 @@ function inferNode(n: Node): void {
       const target = shapeValueOf(x);
       const t = n.attrTensor('value');
       setType(out, { elemType: t?.dataType ?? DataType.FLOAT, shape: target ?? undefined });
-      if (target && target.length === 1 && typeof target[0] === 'number' && t && isIntType(t.dataType ?? 0)) {
+      if (target && target.length === 1 && typeof target[0] === 'number' && target[0] >= 0 && target[0] <= SMALL && t && isIntType(t.dataType ?? 0)) {
         const fill = Number(tensorToBigInt64(t)[0] ?? 0n);
         setValues(out, Array.from({ length: target[0] }, () => fill));
       }
@@ -491,7 +493,9 @@ function inferNode(n: Node): void {
       const axis = normAxis(n.attrInt('axis', 0), s.length);
       const sizes = n.inputs[1] ? shapeValueOf(n.inputs[1]) : n.attrInts('split');
       n.outputs.forEach((o, i) => {
-        const dim = sizes?.[i] ?? (typeof s[axis] === 'number' ? (s[axis] as number) / n.outputs.length : undefined);
+        const whole = s[axis];
+        const even = typeof whole === 'number' && whole % n.outputs.length === 0 ? whole / n.outputs.length : undefined;
+        const dim = sizes ? sizes[i] : even;
         const res = [...s];
         res[axis] = dim;
         setType(o, { elemType: elem(x), shape: res });

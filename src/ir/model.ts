@@ -8,8 +8,10 @@ import {
   createMessage,
   fieldsExcept,
   onnx,
-  toNumber,
+  toApproxNumber,
+  toBigInt,
   type AttributeProto,
+  type OperatorSetIdProto,
   type FunctionProto,
   type GraphProto,
   type ModelProto,
@@ -62,14 +64,22 @@ export class Model {
     const isLoaded = 'proto' in loaded && 'external' in loaded;
     const proto = isLoaded ? (loaded as LoadedModel).proto : (loaded as ModelProto);
     const model = new Model(proto, isLoaded ? (loaded as LoadedModel).external : new ExternalDataFiles(undefined), isLoaded ? (loaded as LoadedModel).path : undefined);
-    for (const o of proto.opsetImport ?? []) model.opsets.set(normalizeDomain(o.domain ?? ''), toNumber(o.version));
+    liftOpsets(proto.opsetImport ?? [], model.opsets, model.issues, 'the model');
+    if (!proto.graph || !Object.hasOwn(proto.graph, 'name')) defaultGraphNames.set(model.graph, model.graph.name);
     liftGraphInto(model.graph, proto.graph ?? {}, model.issues);
-    for (const fp of proto.functions ?? []) model.functions.push(liftFunction(fp, model.issues));
+    const seen = new Set<string>();
+    for (const fp of proto.functions ?? []) {
+      const def = liftFunction(fp, model.issues);
+      const key = `${def.domain}::${def.name}::${def.overload}`;
+      if (seen.has(key)) model.issues.push({ graph: `function ${def.domain}.${def.name}`, message: `function ${def.domain}.${def.name} is defined twice in ModelProto.functions; keep one definition.` });
+      seen.add(key);
+      model.functions.push(def);
+    }
     return model;
   }
 
   get irVersion(): number {
-    return this.proto.irVersion == null ? 0 : toNumber(this.proto.irVersion);
+    return this.proto.irVersion == null ? 0 : toApproxNumber(this.proto.irVersion);
   }
 
   opsetVersion(domain = ''): number | undefined {
@@ -100,10 +110,7 @@ export class Model {
   lower(): ModelProto {
     const out: ModelProto = fieldsExcept(this.proto, new Set());
     out.graph = lowerGraph(this.graph);
-    out.opsetImport = [...this.opsets].map(([domain, version]) => onnx.OperatorSetIdProto.create({ domain, version: Long.fromNumber(version) }));
-    // keep the original domain spelling of the default opset ("" vs "ai.onnx")
-    const original = new Map((this.proto.opsetImport ?? []).map((o) => [normalizeDomain(o.domain ?? ''), o.domain ?? ''] as const));
-    for (const o of out.opsetImport) o.domain = original.get(o.domain ?? '') ?? o.domain;
+    out.opsetImport = lowerOpsets(this.opsets, this.proto.opsetImport ?? []);
     if (this.functions.length > 0 || (this.proto.functions?.length ?? 0) > 0) out.functions = this.functions.map(lowerFunction);
     return createMessage(onnx.ModelProto, out);
   }
@@ -117,7 +124,7 @@ export function typeFromProto(tp: TypeProto | null | undefined): TensorType | un
   const t = tp?.tensorType;
   if (!t) return undefined;
   const shape: Dim[] | undefined = t.shape
-    ? (t.shape.dim ?? []).map((d) => (d.dimValue != null ? toNumber(d.dimValue) : d.dimParam ? d.dimParam : undefined))
+    ? (t.shape.dim ?? []).map((d) => (d.dimValue != null ? toApproxNumber(d.dimValue) : d.dimParam ? d.dimParam : undefined))
     : undefined;
   return { elemType: t.elemType ?? 0, shape };
 }
@@ -141,22 +148,66 @@ export function typeToProto(t: TensorType): TypeProto {
   });
 }
 
+/** Graphs whose GraphProto had no name: the name lift made up, not written back unless changed. */
+const defaultGraphNames = new WeakMap<Graph, string>();
+/** opset_import entries as read, for functions (models keep theirs in `proto`). */
+const functionOpsetsRead = new WeakMap<FunctionDef, OperatorSetIdProto[]>();
+
+function liftOpsets(entries: OperatorSetIdProto[], into: Map<string, number>, issues: LiftIssue[], owner: string): void {
+  for (const o of entries) {
+    const domain = normalizeDomain(o.domain ?? '');
+    const version = toBigInt(o.version);
+    if (version < 1n || version > 10_000n) {
+      issues.push({ graph: owner, message: `${owner} imports domain '${domain || 'ai.onnx'}' at version ${version}, which no opset has. Fix the opset_import entry (e.g. version 17 for the default domain).` });
+    }
+    if (into.has(domain) && into.get(domain) !== Number(version)) {
+      issues.push({ graph: owner, message: `${owner} imports domain '${domain || 'ai.onnx'}' twice, at versions ${into.get(domain)} and ${version}; keep one opset_import entry.` });
+    }
+    into.set(domain, toApproxNumber(o.version));
+  }
+}
+
+/** opset_import back to protobuf, reusing the entries as read where they did not change (spelling, unknown fields). */
+function lowerOpsets(opsets: Map<string, number>, read: OperatorSetIdProto[]): OperatorSetIdProto[] {
+  const byDomain = new Map<string, OperatorSetIdProto>();
+  for (const o of read) if (!byDomain.has(normalizeDomain(o.domain ?? ''))) byDomain.set(normalizeDomain(o.domain ?? ''), o);
+  return [...opsets].map(([domain, version]) => {
+    const original = byDomain.get(domain);
+    if (original && toApproxNumber(original.version) === version) return original as onnx.OperatorSetIdProto;
+    // keep the original domain spelling of the default opset ("" vs "ai.onnx")
+    return onnx.OperatorSetIdProto.create({ domain: original?.domain ?? domain, version: Long.fromNumber(version) });
+  });
+}
+
 const GRAPH_FIELDS = new Set(['name', 'node', 'initializer', 'input', 'output', 'valueInfo']);
+
+function tensorShape(t: { dims?: Array<Long | number> | null }): Dim[] {
+  return (t.dims ?? []).map((d) => toApproxNumber(d));
+}
 
 function liftGraphInto(g: Graph, gp: GraphProto, issues: LiftIssue[]): void {
   g.proto = fieldsExcept(gp, GRAPH_FIELDS);
+  const initializerNames = new Set<string>();
   for (const t of gp.initializer ?? []) {
     const name = t.name ?? '';
-    if (g.lookup(name)?.initializer) issues.push({ graph: g.name, value: name, message: `initializer '${name}' is defined twice` });
+    if (name === '') issues.push({ graph: g.name, message: `graph '${g.name}' has an initializer without a name; every initializer needs one.` });
+    if (initializerNames.has(name)) issues.push({ graph: g.name, value: name, message: `initializer '${name}' is defined twice in graph '${g.name}'; keep one.` });
+    initializerNames.add(name);
     const v = g._defineValue(name);
     v.initializer = t;
-    v.type = { elemType: t.dataType ?? 0, shape: (t.dims ?? []).map((d) => toNumber(d)) };
+    v.type = { elemType: t.dataType ?? 0, shape: tensorShape(t) };
     g.initializers.push(v);
+  }
+  for (const st of gp.sparseInitializer ?? []) {
+    const name = st.values?.name ?? '';
+    const v = g._defineValue(name);
+    v.sparseInitializer = st;
+    v.type = { elemType: st.values?.dataType ?? 0, shape: tensorShape(st) };
   }
   for (const vi of gp.input ?? []) {
     const name = vi.name ?? '';
     const v = g._defineValue(name);
-    if (g.inputs.includes(v)) issues.push({ graph: g.name, value: name, message: `graph input '${name}' is listed twice` });
+    if (g.inputs.includes(v)) issues.push({ graph: g.name, value: name, message: `graph input '${name}' is listed twice in graph '${g.name}'; list it once.` });
     v.info = vi;
     v.type = typeFromProto(vi.type) ?? v.type;
     g.inputs.push(v);
@@ -166,26 +217,28 @@ function liftGraphInto(g: Graph, gp: GraphProto, issues: LiftIssue[]): void {
     const name = vi.name ?? '';
     let v = g.lookup(name);
     if (!v) {
-      issues.push({ graph: g.name, value: name, message: `graph output '${name}' is not produced by any node, input or initializer` });
+      issues.push({ graph: g.name, value: name, message: `graph output '${name}' of graph '${g.name}' is not produced by any node, input or initializer. Remove it from the outputs or add the node that makes it.` });
       v = g._defineValue(name);
     }
     if (v.graph === g) {
       v.info = v.info ?? vi;
       v.type = typeFromProto(vi.type) ?? v.type;
     }
+    g._outputInfo.set(v, vi);
     g.outputs.push(v);
   }
   for (const vi of gp.valueInfo ?? []) {
     const v = g.lookup(vi.name ?? '');
+    g._valueInfo.push({ proto: vi, value: v });
     if (!v || v.graph !== g) continue;
     if (!v.info) v.info = vi;
     v.type = typeFromProto(vi.type) ?? v.type;
   }
   // values referenced but never defined (forward placeholders that no node produced)
   for (const v of g.values()) {
-    if (!v.producer && !v.initializer && !v.isGraphInput && v.useCount > 0) {
+    if (!v.isDefined && v.useCount > 0) {
       const user = v.uses()[0]!.node;
-      issues.push({ graph: g.name, node: user.describe(), value: v.name, message: `input '${v.name}' of ${user.describe()} is not produced by any node, graph input or initializer` });
+      issues.push({ graph: g.name, node: user.describe(), value: v.name, message: `input '${v.name}' of ${user.describe()} in graph '${g.name}' is not produced by any node, graph input or initializer. Add what makes it, or make it a graph input.` });
     }
   }
 }
@@ -196,11 +249,17 @@ function liftNode(g: Graph, np: NodeProto, issues: LiftIssue[]): Node {
   const node = new Node(g, np.opType ?? '', normalizeDomain(np.domain ?? ''), np.name ?? '');
   if (np.name) g.names.claim(np.name);
   node.proto = fieldsExcept(np, NODE_FIELDS);
-  if (np.domain === 'ai.onnx') node.proto.domain = 'ai.onnx';
+  // keep fields that were present but empty, and the "ai.onnx" spelling of the default domain
+  if (Object.hasOwn(np, 'domain') && (np.domain === 'ai.onnx' || np.domain === '')) node.proto.domain = np.domain;
+  if (Object.hasOwn(np, 'name') && np.name === '') node.proto.name = '';
   for (const name of np.input ?? []) {
     node.addInput(name === '' ? undefined : (g.lookup(name) ?? g._defineValue(name)));
   }
   for (const a of np.attribute ?? []) {
+    if (node.attributes.has(a.name ?? '')) {
+      issues.push({ graph: g.name, node: node.describe(), message: `${node.describe()} has two attributes named '${a.name}'; keep one.` });
+      continue;
+    }
     node.attributes.set(a.name ?? '', a);
     const graphs = a.g ? [a.g] : (a.graphs ?? []);
     if (graphs.length > 0) {
@@ -208,6 +267,7 @@ function liftNode(g: Graph, np: NodeProto, issues: LiftIssue[]): Node {
         a.name ?? '',
         graphs.map((sub) => {
           const sg = new Graph(sub.name ?? `${node.name}_${a.name}`, g.names, g, node);
+          if (!Object.hasOwn(sub, 'name')) defaultGraphNames.set(sg, sg.name);
           liftGraphInto(sg, sub, issues);
           return sg;
         }),
@@ -217,13 +277,13 @@ function liftNode(g: Graph, np: NodeProto, issues: LiftIssue[]): Node {
   (np.output ?? []).forEach((name, i) => {
     if (name === '') return node._setOutput(i, undefined);
     const existing = g.lookup(name);
-    if (existing && existing.graph === g && (existing.producer || existing.initializer || existing.isGraphInput)) {
-      const first = existing.producer ? existing.producer.describe() : existing.initializer ? 'an initializer' : 'a graph input';
-      issues.push({ graph: g.name, node: node.describe(), value: name, message: `value '${name}' is produced by ${node.describe()} but also by ${first}; every value must have a single producer` });
-      return;
+    if (existing && existing.graph === g && existing.isDefined) {
+      const first = existing.producer ? existing.producer.describe() : existing.isGraphInput ? 'a graph input' : 'an initializer';
+      issues.push({ graph: g.name, node: node.describe(), value: name, message: `value '${name}' is produced by ${node.describe()} but also by ${first === node.describe() ? 'another output of the same node' : first}; every value must have a single producer. Rename one of them.` });
+      return node._setOutput(i, undefined);
     }
-    if (existing && existing.graph !== g && (existing.producer || existing.initializer || existing.isGraphInput)) {
-      issues.push({ graph: g.name, node: node.describe(), value: name, message: `value '${name}' made by ${node.describe()} shadows a value of an outer graph` });
+    if (existing && existing.graph !== g && existing.isDefined) {
+      issues.push({ graph: g.name, node: node.describe(), value: name, message: `value '${name}' made by ${node.describe()} shadows a value of an outer graph; rename it (ONNX names are unique across nested graphs).` });
     }
     node._setOutput(i, g._defineValue(name));
   });
@@ -234,21 +294,37 @@ function liftNode(g: Graph, np: NodeProto, issues: LiftIssue[]): Node {
 function liftFunction(fp: FunctionProto, issues: LiftIssue[]): FunctionDef {
   const names = new NameRegistry();
   const body = new Graph(fp.name ?? 'function', names);
-  for (const name of fp.input ?? []) body.inputs.push(body._defineValue(name));
+  const label = `function ${fp.domain}.${fp.name}`;
+  for (const name of fp.input ?? []) {
+    const v = body._defineValue(name);
+    if (body.inputs.includes(v)) issues.push({ graph: label, value: name, message: `${label} lists input '${name}' twice.` });
+    body.inputs.push(v);
+  }
   for (const np of fp.node ?? []) liftNode(body, np, issues);
   for (const name of fp.output ?? []) {
     const v = body.lookup(name);
-    if (!v) issues.push({ graph: `function ${fp.domain}.${fp.name}`, value: name, message: `function output '${name}' is not produced in the body` });
+    if (!v) issues.push({ graph: label, value: name, message: `${label}: output '${name}' is not produced in the body. Add the node that makes it or fix the output name.` });
     body.outputs.push(v ?? body._defineValue(name));
   }
+  for (const v of body.values()) {
+    if (!v.isDefined && v.useCount > 0) {
+      const user = v.uses()[0]!.node;
+      issues.push({ graph: label, node: user.describe(), value: v.name, message: `${label}: input '${v.name}' of ${user.describe()} is not a function input and no node in the body makes it.` });
+    }
+  }
   const opsets = new Map<string, number>();
-  for (const o of fp.opsetImport ?? []) opsets.set(normalizeDomain(o.domain ?? ''), toNumber(o.version));
+  liftOpsets(fp.opsetImport ?? [], opsets, issues, label);
   const rest = fieldsExcept(fp, new Set(['input', 'output', 'node', 'name', 'domain', 'overload', 'opsetImport']));
-  return { domain: fp.domain ?? '', name: fp.name ?? '', overload: fp.overload ?? '', inputs: [...(fp.input ?? [])], outputs: [...(fp.output ?? [])], body, opsets, proto: rest };
+  if (Object.hasOwn(fp, 'overload') && fp.overload === '') rest.overload = '';
+  const def: FunctionDef = { domain: fp.domain ?? '', name: fp.name ?? '', overload: fp.overload ?? '', inputs: [...(fp.input ?? [])], outputs: [...(fp.output ?? [])], body, opsets, proto: rest };
+  functionOpsetsRead.set(def, fp.opsetImport ?? []);
+  return def;
 }
 
-function valueInfoFor(v: Value): ValueInfoProto {
-  if (v.info) return createMessage(onnx.ValueInfoProto, { ...fieldsExcept(v.info, new Set()), name: v.name, type: v.info.type ?? (v.type ? typeToProto(v.type) : undefined) });
+/** A ValueInfoProto for a graph input or output: the one read (renamed if the value was), or one from the IR type. */
+function valueInfoFor(v: Value, read?: ValueInfoProto): ValueInfoProto {
+  const info = read ?? v.info;
+  if (info) return info.name === v.name ? (info as onnx.ValueInfoProto) : createMessage(onnx.ValueInfoProto, { ...fieldsExcept(info, new Set()), name: v.name });
   return onnx.ValueInfoProto.create({ name: v.name, type: v.type ? typeToProto(v.type) : undefined });
 }
 
@@ -256,33 +332,53 @@ export function lowerGraph(g: Graph): GraphProto {
   const out: GraphProto = { ...(g.proto as GraphProto) };
   const unknowns = (g.proto as { $unknowns?: Uint8Array[] }).$unknowns;
   if (unknowns) (out as { $unknowns?: Uint8Array[] }).$unknowns = unknowns;
-  out.name = g.name;
+  if (defaultGraphNames.get(g) !== g.name) out.name = g.name;
   out.node = g.nodes.map(lowerNode);
   out.initializer = g.initializers.map((v) => {
     const t = v.initializer!;
     if (t.name !== v.name) t.name = v.name;
     return t;
   });
-  out.input = g.inputs.map(valueInfoFor);
-  out.output = g.outputs.map(valueInfoFor);
+  out.input = g.inputs.map((v) => valueInfoFor(v));
+  out.output = g.outputs.map((v) => valueInfoFor(v, g._outputInfo.get(v)));
+  // value_info as read, in its order, for the values that remain; then info of values that stopped being inputs/outputs
+  const valueInfo: ValueInfoProto[] = [];
+  const covered = new Set<Value>();
+  for (const { proto, value } of g._valueInfo) {
+    if (!value) {
+      valueInfo.push(proto);
+      continue;
+    }
+    if (g.lookup(value.name) !== value) continue;
+    covered.add(value);
+    valueInfo.push(proto.name === value.name ? proto : createMessage(onnx.ValueInfoProto, { ...fieldsExcept(proto, new Set()), name: value.name }));
+  }
   const io = new Set([...g.inputs, ...g.outputs]);
-  out.valueInfo = g.values().filter((v) => v.info && !io.has(v) && !v.initializer && v.producer).map((v) => createMessage(onnx.ValueInfoProto, { ...fieldsExcept(v.info!, new Set()), name: v.name }));
+  const readProtos = new Set(g._valueInfo.map((e) => e.proto));
+  for (const v of g.values()) {
+    if (v.info && !covered.has(v) && !io.has(v) && !v.initializer && v.producer && !readProtos.has(v.info)) {
+      valueInfo.push(createMessage(onnx.ValueInfoProto, { ...fieldsExcept(v.info, new Set()), name: v.name }));
+    }
+  }
+  out.valueInfo = valueInfo;
   return createMessage(onnx.GraphProto, out);
 }
 
+function lowerAttribute(n: Node, a: AttributeProto): AttributeProto {
+  const subs = n.subgraphs.get(a.name ?? '');
+  if (!subs) return a;
+  const fields = fieldsExcept(a, new Set(['g', 'graphs']));
+  if (a.g) return createMessage(onnx.AttributeProto, { ...fields, g: lowerGraph(subs[0]!) });
+  return createMessage(onnx.AttributeProto, { ...fields, graphs: subs.map(lowerGraph) });
+}
+
 function lowerNode(n: Node): NodeProto {
-  const attribute: AttributeProto[] = [...n.attributes.values()].map((a) => {
-    const subs = n.subgraphs.get(a.name ?? '');
-    if (!subs) return a;
-    if (a.g) return { ...a, g: lowerGraph(subs[0]!) };
-    return { ...a, graphs: subs.map(lowerGraph) };
-  });
   const np: NodeProto = {
     ...(n.proto as NodeProto),
     input: n.inputs.map((v) => v?.name ?? ''),
     output: n.outputs.map((v) => v?.name ?? ''),
     opType: n.opType,
-    attribute,
+    attribute: [...n.attributes.values()].map((a) => lowerAttribute(n, a)),
   };
   if (n.name) np.name = n.name;
   if (n.domain) np.domain = n.domain;
@@ -299,7 +395,7 @@ function lowerFunction(f: FunctionDef): FunctionProto {
     input: f.body.inputs.map((v) => v.name),
     output: f.body.outputs.map((v) => v.name),
     node: f.body.nodes.map(lowerNode),
-    opsetImport: [...f.opsets].map(([domain, version]) => onnx.OperatorSetIdProto.create({ domain, version: Long.fromNumber(version) })),
+    opsetImport: lowerOpsets(f.opsets, functionOpsetsRead.get(f) ?? []),
   };
   if (f.overload) fp.overload = f.overload;
   const unknowns = (f.proto as { $unknowns?: Uint8Array[] }).$unknowns;

@@ -1,35 +1,57 @@
 /**
  * Atomic file output: everything is written to temporary files in the target folder and renamed into
  * place only once complete, so a failed or interrupted write never leaves a partial file behind.
+ *
+ * What an interruption leaves:
+ * - an error or exception during the write: the temporary files are removed; the previous output (or
+ *   none) is untouched.
+ * - SIGINT / SIGTERM / SIGHUP: the temporary files are removed and the process exits with 128 + signal
+ *   (when attnpass's handler is the only listener; otherwise the host's listeners decide). Node delivers
+ *   signals only between turns of the event loop, so a synchronous `saveModel` finishes (and renames)
+ *   first; `saveModelAsync` yields between chunks and is stopped mid-write, before the rename.
+ * - SIGKILL (or a power cut): nothing can run. The previous output is intact (it is only ever replaced by
+ *   rename), and the temporary file `.attnpass-tmp-<pid>-<stamp>-<name>` beside it is the one leftover;
+ *   delete it by hand.
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fail } from '../errors.js';
+import { AttnpassError, fail } from '../errors.js';
 
-const live = new Set<string>();
+const live = new Set<AtomicFile>();
 let cleanupInstalled = false;
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+
+/** Removes every temporary file still being written (the process is going away). */
+function removeLive(): void {
+  for (const f of live) f.abort();
+  live.clear();
+}
 
 function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  const cleanup = () => {
-    for (const path of live) rmSync(path, { force: true });
-    live.clear();
-  };
-  process.once('exit', cleanup);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      cleanup();
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
-    });
+  process.once('exit', removeLive);
+  for (const signal of Object.keys(SIGNALS) as Array<keyof typeof SIGNALS>) {
+    const onSignal = (): void => {
+      removeLive();
+      // when someone else listens too, let them decide what the signal means; otherwise behave as Node's default would
+      if (process.listenerCount(signal) > 1) return;
+      process.exit(128 + SIGNALS[signal]);
+    };
+    process.on(signal, onSignal);
   }
 }
 
+let counter = 0;
 export function temporaryPathFor(target: string): string {
-  return join(dirname(target), `.attnpass-tmp-${process.pid}-${Date.now().toString(36)}-${basename(target)}`);
+  return join(dirname(target), `.attnpass-tmp-${process.pid}-${Date.now().toString(36)}${(counter++).toString(36)}-${basename(target)}`);
 }
 
-/** A file being written: write chunks, then `commit()` renames it into place, or `abort()`. */
+/** Temporary files are named with this prefix (a leftover after SIGKILL can be recognised by it). */
+export const TEMP_PREFIX = '.attnpass-tmp-';
+
+/** A file being written: write chunks, then `rename()` moves it into place, or `abort()` removes it. */
 export class AtomicFile {
   readonly tempPath: string;
   private fd: number;
@@ -43,7 +65,7 @@ export class AtomicFile {
     } catch (err) {
       fail('io', `cannot write in ${dirname(target)} (${(err as NodeJS.ErrnoException).code}): check that the folder exists and is writable.`, err);
     }
-    live.add(this.tempPath);
+    live.add(this);
   }
 
   get bytesWritten(): number {
@@ -52,29 +74,58 @@ export class AtomicFile {
 
   write(chunk: Uint8Array): void {
     let done = 0;
-    while (done < chunk.length) done += writeSync(this.fd, chunk, done, chunk.length - done, this.position + done);
+    try {
+      while (done < chunk.length) done += writeSync(this.fd, chunk, done, Math.min(chunk.length - done, 1 << 30), this.position + done);
+    } catch (err) {
+      fail('io', `writing ${this.target} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); nothing was written there. Check the free space and permissions of ${dirname(this.target)}.`, err);
+    }
     this.position += chunk.length;
+  }
+
+  /** Like `write`, in slices, letting the event loop run between them (so a signal can stop a long write). */
+  async writeAsync(chunk: Uint8Array, slice = 8 << 20): Promise<void> {
+    for (let at = 0; at < chunk.length; at += slice) {
+      this.write(chunk.subarray(at, Math.min(chunk.length, at + slice)));
+      await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
+      if (this.fd < 0) fail('io', `writing ${this.target} was interrupted; nothing was written there.`);
+    }
   }
 
   /** Flushes and closes; the temporary file stays until `rename()`. */
   close(): void {
     if (this.fd < 0) return;
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = -1;
+    try {
+      fsyncSync(this.fd);
+    } catch (err) {
+      fail('io', `flushing ${this.target} failed (${(err as NodeJS.ErrnoException).code}); nothing was written there.`, err);
+    } finally {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
   }
 
   rename(): void {
     this.close();
-    renameSync(this.tempPath, this.target);
-    live.delete(this.tempPath);
+    try {
+      renameSync(this.tempPath, this.target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      fail('io', `cannot replace ${this.target} (${code})${code === 'EISDIR' ? ': it is a folder' : ''}. Choose another output path.`, err);
+    }
+    live.delete(this);
   }
 
   abort(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already closed
+      }
+    }
     this.fd = -1;
     rmSync(this.tempPath, { force: true });
-    live.delete(this.tempPath);
+    live.delete(this);
   }
 }
 
@@ -87,5 +138,34 @@ export function writeAtomically(files: AtomicFile[], fill: () => void): void {
     for (const f of files) f.abort();
     throw err;
   }
-  for (const f of files) f.rename();
+  renameAll(files);
+}
+
+/** `writeAtomically` for a fill that yields to the event loop (see `AtomicFile.writeAsync`). */
+export async function writeAtomicallyAsync(files: AtomicFile[], fill: () => Promise<void>): Promise<void> {
+  try {
+    await fill();
+    for (const f of files) f.close();
+    // one more turn of the event loop: a signal that arrived during the flush stops us before the rename
+    await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
+    if (files.some((f) => !live.has(f))) fail('io', `writing ${files[files.length - 1]!.target} was interrupted; nothing was written there.`);
+  } catch (err) {
+    for (const f of files) f.abort();
+    throw err;
+  }
+  renameAll(files);
+}
+
+function renameAll(files: AtomicFile[]): void {
+  let renamed = 0;
+  try {
+    for (const f of files) {
+      f.rename();
+      renamed++;
+    }
+  } catch (err) {
+    for (const f of files.slice(renamed)) f.abort();
+    if (err instanceof AttnpassError) throw err;
+    fail('io', `renaming the output into place failed: ${(err as Error).message}`, err);
+  }
 }

@@ -7,6 +7,7 @@
 import protobuf from 'protobufjs/minimal.js';
 import Long from 'long';
 import { onnx } from './generated/onnx.js';
+import { fail } from '../errors.js';
 
 protobuf.util.Long = Long;
 protobuf.configure();
@@ -17,6 +18,7 @@ export type ModelProto = onnx.ModelProto.$Properties;
 export type GraphProto = onnx.GraphProto.$Properties;
 export type NodeProto = onnx.NodeProto.$Properties;
 export type TensorProto = onnx.TensorProto.$Properties;
+export type SparseTensorProto = onnx.SparseTensorProto.$Properties;
 export type AttributeProto = onnx.AttributeProto.$Properties;
 export type ValueInfoProto = onnx.ValueInfoProto.$Properties;
 export type FunctionProto = onnx.FunctionProto.$Properties;
@@ -35,13 +37,29 @@ export function toBigInt(v: Int64 | null | undefined): bigint {
   return BigInt(v.toString());
 }
 
-/** A safe JS number from an int64; throws on values past 2^53 so they are never silently rounded. */
-export function toNumber(v: Int64 | null | undefined): number {
+/**
+ * A safe JS number from an int64; throws (an AttnpassError, code 'invalid-model') on values past 2^53 so
+ * they are never silently rounded. `what` names the field in the message.
+ */
+export function toNumber(v: Int64 | null | undefined, what = 'an int64 field'): number {
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v)) return v;
+  } else if (v != null && typeof v !== 'bigint' && (v.high === 0 || (v.high === -1 && v.low !== 0))) {
+    return v.toNumber();
+  }
   const b = toBigInt(v);
   if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < BigInt(Number.MIN_SAFE_INTEGER)) {
-    throw new RangeError(`int64 value ${b} does not fit a JS number`);
+    fail('invalid-model', `${what} is ${b}, which does not fit a JS number (|x| ≤ 2^53); such a value cannot be a real size or count. The model is damaged.`);
   }
   return Number(b);
+}
+
+/** A JS number from an int64, rounded when past 2^53 (for values that are only compared, e.g. Slice ends at INT64_MAX). */
+export function toApproxNumber(v: Int64 | null | undefined): number {
+  if (typeof v === 'number') return v;
+  if (v == null) return 0;
+  if (typeof v === 'bigint') return Number(v);
+  return v.toNumber();
 }
 
 export function toLong(v: Int64): Long {

@@ -6,7 +6,7 @@
  * segments and symbolic links that lead out are refused. Bytes are read lazily, only when a pass
  * needs the values, from files opened read-only.
  */
-import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { fail } from '../errors.js';
 import { onnx, type TensorProto } from './codec.js';
@@ -51,16 +51,16 @@ export class ExternalDataFiles {
 
   /** Validates a location (inside the model's folder, existing file) and returns its absolute path. */
   resolve(location: string, tensorName: string | null | undefined): string {
-    const where = `tensor '${tensorName}': external data file '${location}'`;
+    const where = `tensor '${tensorName}': external_data location '${location}'`;
     if (this.baseDir === undefined || this.realBase === undefined) {
       fail('external-data', `${where}: the model was loaded from bytes, so there is no folder to resolve external data against. Load it from its path instead.`);
     }
     if (isAbsolute(location) || /^[a-zA-Z]:[\\/]/.test(location) || location.startsWith('\\')) {
-      fail('external-data', `${where} is an absolute path. External data locations must be relative to the model's folder; move the file beside the model and store its relative name.`);
+      fail('external-data', `${where} is an absolute path. External data locations must be relative to the model's folder (${this.baseDir}); move the file beside the model and store its relative name.`);
     }
     const parts = location.split(/[\\/]+/);
     if (parts.includes('..')) {
-      fail('external-data', `${where} has a '..' segment and would leave the model's folder. External data must stay inside the model's folder.`);
+      fail('external-data', `${where} has a '..' segment and would leave the model's folder (${this.baseDir}). External data must stay inside the model's folder; move the file there and store its relative name.`);
     }
     const path = join(this.baseDir, normalize(location));
     let real: string;
@@ -71,9 +71,9 @@ export class ExternalDataFiles {
     }
     const rel = relative(this.realBase, real);
     if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) {
-      fail('external-data', `${where} is a link that leads outside the model's folder (to ${real}). External data must stay inside the model's folder.`);
+      fail('external-data', `${where} is a link that leads outside the model's folder (to ${real}). External data must stay inside the model's folder (${this.baseDir}); copy the file there instead of linking it.`);
     }
-    if (!statSync(real).isFile()) fail('external-data', `${where} is not a regular file.`);
+    if (!statSync(real).isFile()) fail('external-data', `${where} is not a regular file (looked at ${real}). Point 'location' at the data file beside the model.`);
     return real;
   }
 
@@ -121,7 +121,12 @@ export class ExternalDataFiles {
     const path = this.resolve(location, tensorName);
     let file = this.fds.get(path);
     if (!file) {
-      const fd = openSync(path, 'r');
+      let fd: number;
+      try {
+        fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK); // read-only, never blocks on a pipe
+      } catch (err) {
+        fail('external-data', `tensor '${tensorName}': cannot open external data file '${location}' (${(err as NodeJS.ErrnoException).code}). Check its permissions.`, err);
+      }
       file = { fd, size: fstatSync(fd).size };
       this.fds.set(path, file);
     }

@@ -1,9 +1,10 @@
 /** Loading an ONNX model from a file or from bytes, with clear errors for anything that is not one. */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fail } from '../errors.js';
-import { onnx, toNumber, type ModelProto } from './codec.js';
+import { AttnpassError, fail } from '../errors.js';
+import { onnx, toBigInt, type ModelProto } from './codec.js';
 import { ExternalDataFiles } from './external.js';
+import { locateDecodeFailure, wireTypeMismatches } from './wire.js';
 
 /** The IR versions and default-domain opsets attnpass reads (ONNX 1.23 writes IR 14). */
 export const SUPPORTED_IR_VERSIONS = { min: 3, max: 14 } as const;
@@ -33,25 +34,33 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   return { proto, path, external: new ExternalDataFiles(baseDir), bytes };
 }
 
-/** Decodes and sanity-checks a ModelProto; errors name the file. */
+/** Decodes and sanity-checks a ModelProto; errors name the file and the field where decoding stopped. */
 export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
-  if (bytes.length === 0) fail('not-onnx', `${label}: the file is empty, not an ONNX model.`);
+  if (bytes.length === 0) fail('not-onnx', `${label}: the file is empty, not an ONNX model. Re-export the model or check the path.`);
   let proto: ModelProto;
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (/index out of range|premature|ended/i.test(message)) {
-      fail('truncated', `${label}: the protobuf ends in the middle of a field (${message}); the file is truncated or not an ONNX model. Re-export or re-download it.`, err);
+    const where = locateDecodeFailure(bytes);
+    const at = where ? ` at byte ${where.offset}, in field ${where.path || '(top level)'}: ${where.problem}` : ` (${message})`;
+    if (where?.truncated || (!where && /index out of range|premature|ended/i.test(message))) {
+      fail('truncated', `${label}: the file is truncated (${bytes.length} bytes)${at}. Re-export or re-download the model.`, err);
     }
-    fail('not-onnx', `${label}: not an ONNX model: its bytes do not decode as onnx.ModelProto (${message}).`, err);
+    fail('not-onnx', `${label}: not an ONNX model: its bytes do not decode as onnx.ModelProto${at}. Check that this is an .onnx file and that it was copied completely.`, err);
+  }
+  const mismatched = wireTypeMismatches(bytes, 3);
+  if (mismatched.length > 0) {
+    const list = mismatched.map((m) => `${m.path || '(top level)'} at byte ${m.offset} has wire type ${m.found} where the schema says ${m.expected}`).join('; ');
+    fail('not-onnx', `${label}: the file is damaged or not an ONNX model: ${list}. No ONNX writer produces this; re-export the model.`);
   }
   if (!proto.graph) {
-    fail('not-onnx', `${label}: decodes as protobuf but has no 'graph' field, so it is not an ONNX model (or it is a bare GraphProto/TensorProto). Export a full ModelProto.`);
+    fail('not-onnx', `${label}: decodes as protobuf but has no 'graph' field (ModelProto field 7), so it is not an ONNX model (or it is a bare GraphProto/TensorProto). Export a full ModelProto.`);
   }
-  const ir = proto.irVersion == null ? 0 : toNumber(proto.irVersion);
-  if (ir < SUPPORTED_IR_VERSIONS.min || ir > SUPPORTED_IR_VERSIONS.max) {
-    fail('unsupported', `${label}: ir_version is ${ir}; attnpass reads IR versions ${SUPPORTED_IR_VERSIONS.min}–${SUPPORTED_IR_VERSIONS.max}. Convert the model with onnx.version_converter or re-export it with a current exporter.`);
+  const hasIr = Object.hasOwn(proto, 'irVersion') && proto.irVersion != null;
+  const ir = hasIr ? toBigInt(proto.irVersion) : 0n;
+  if (ir < BigInt(SUPPORTED_IR_VERSIONS.min) || ir > BigInt(SUPPORTED_IR_VERSIONS.max)) {
+    fail('unsupported', `${label}: ir_version is ${ir}${hasIr ? '' : ' (the field is missing)'}; attnpass reads IR versions ${SUPPORTED_IR_VERSIONS.min}–${SUPPORTED_IR_VERSIONS.max}. Convert the model with onnx.version_converter or re-export it with a current exporter.`);
   }
   return proto;
 }
@@ -60,16 +69,21 @@ export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
 export function readWholeFile(path: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // read-only; non-blocking so that a FIFO or device named as the model cannot hang the open
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : String(code);
-    fail('io', `${path}: cannot open the model (${why}).`, err);
+    fail('io', `${path}: cannot open the model (${why}). Check the path and its permissions.`, err);
   }
   try {
     const stat = fstatSync(fd);
-    if (stat.isDirectory()) fail('io', `${path}: is a folder, not a model file.`);
+    if (stat.isDirectory()) fail('io', `${path}: is a folder, not a model file. Name the .onnx file inside it.`);
+    if (!stat.isFile()) fail('io', `${path}: is not a regular file (a device, pipe or socket). Name an .onnx file.`);
     const size = stat.size;
+    if (size > 0x7fffffff) {
+      fail('unsupported', `${path}: the file is ${size} bytes, past protobuf's 2 GiB limit, so it cannot be one ONNX model. Models this large keep their weights in external data files beside a small .onnx.`);
+    }
     const out = Buffer.allocUnsafe(size);
     let done = 0;
     while (done < size) {
@@ -80,8 +94,10 @@ export function readWholeFile(path: string): Buffer {
     if (done !== size) fail('io', `${path}: the file shrank while it was being read.`);
     return out;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') fail('io', `${path}: is a folder, not a model file.`, err);
-    throw err;
+    if (err instanceof AttnpassError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') fail('io', `${path}: is a folder, not a model file. Name the .onnx file inside it.`, err);
+    fail('io', `${path}: cannot read the model (${code ?? (err as Error).message}).`, err);
   } finally {
     closeSync(fd);
   }

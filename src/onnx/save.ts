@@ -9,8 +9,9 @@ import { basename, dirname, resolve } from 'node:path';
 import { fail } from '../errors.js';
 import { Long, onnx, type GraphProto, type ModelProto, type TensorProto } from './codec.js';
 import { isExternal, externalDataRef, type ExternalDataFiles } from './external.js';
-import { AtomicFile, writeAtomically } from './atomic.js';
+import { AtomicFile, writeAtomically, writeAtomicallyAsync } from './atomic.js';
 import { readSync } from 'node:fs';
+import { encodeModelParts, writeParts, writePartsAsync, type EncodedParts } from './stream.js';
 
 export type ExternalDataMode = 'reference' | 'copy';
 
@@ -23,6 +24,8 @@ export interface SaveOptions {
   protobufLimit?: number;
   /** initializers at least this large are moved when externalizing (default 1 KiB) */
   externalizeMinBytes?: number;
+  /** called while writing: bytes written so far of `total`, first of the external data file ('data'), then of the model ('model') */
+  progress?: (written: number, total: number, what: 'data' | 'model') => void;
 }
 
 const PROTOBUF_LIMIT = 2_000_000_000;
@@ -55,10 +58,18 @@ export interface SaveResult {
   dataBytes: number;
 }
 
-export function saveModel(proto: ModelProto, target: string, options: SaveOptions = {}): SaveResult {
+interface SavePlan {
+  path: string;
+  modelFile: AtomicFile;
+  dataFile: AtomicFile | undefined;
+  dataName: string;
+  toCopy: TensorProto[];
+  toMove: TensorProto[];
+}
+
+function planSave(proto: ModelProto, target: string, options: SaveOptions): SavePlan {
   const path = resolve(target);
   const outDir = dirname(path);
-  const dataName = `${basename(path)}.data`;
   const initializers = allInitializers(proto);
   const limit = options.protobufLimit ?? PROTOBUF_LIMIT;
   const minBytes = options.externalizeMinBytes ?? 1024;
@@ -70,32 +81,118 @@ export function saveModel(proto: ModelProto, target: string, options: SaveOption
   if (mode === 'reference' && externalTensors.length > 0 && !sameFolder) {
     fail('usage', `--external-data reference keeps the output pointing at the input's data files, so the output must be written in the input's folder (${options.external?.baseDir}). Write it there, or use --external-data copy.`);
   }
+  const referenced = new Set(mode === 'reference' ? externalTensors.map((t) => externalDataRef(t).location.replace(/^\.\//, '')) : []);
+  if (referenced.has(basename(path))) {
+    fail('usage', `the output ${path} would overwrite '${basename(path)}', an external data file the model refers to. Choose another output name.`);
+  }
+  // never write our data file over a data file the output keeps referring to
+  let dataName = `${basename(path)}.data`;
+  for (let i = 1; referenced.has(dataName); i++) dataName = `${basename(path)}.${i}.data`;
 
   const embeddedBytes = initializers.reduce((sum, t) => sum + (isExternal(t) ? 0 : (t.rawData?.length ?? 0)), 0);
   const externalize = embeddedBytes > limit - 64 * 1024 * 1024;
   const toCopy = mode === 'copy' ? externalTensors : [];
   const toMove = externalize ? initializers.filter((t) => !isExternal(t) && (t.rawData?.length ?? 0) >= minBytes) : [];
-
+  if (toCopy.length > 0 && !options.external) {
+    fail('external-data', `tensor '${toCopy[0]!.name}' keeps its data in an external file, but the save was not told where the source model's folder is (pass { external: loaded.external }).`);
+  }
   const modelFile = new AtomicFile(path);
-  const dataFile = toCopy.length + toMove.length > 0 ? new AtomicFile(resolve(outDir, dataName)) : undefined;
+  let dataFile: AtomicFile | undefined;
+  try {
+    dataFile = toCopy.length + toMove.length > 0 ? new AtomicFile(resolve(outDir, dataName)) : undefined;
+  } catch (err) {
+    modelFile.abort();
+    throw err;
+  }
+  return { path, modelFile, dataFile, dataName, toCopy, toMove };
+}
+
+/** The model's bytes as parts (large payloads stay views, see stream.ts), checked against protobuf's 2 GB limit before anything is written. */
+function encodeForSave(proto: ModelProto): EncodedParts {
+  let encoded: EncodedParts;
+  try {
+    encoded = encodeModelParts(proto);
+  } catch (err) {
+    fail('io', `encoding the model failed (${(err as Error).message}); a protobuf larger than 2 GB cannot be written even after moving initializers to external data.`, err);
+  }
+  if (encoded.length > 0x7fffffff) fail('io', `the model's protobuf is ${encoded.length} bytes, past protobuf's 2 GB limit, even after moving initializers to external data.`);
+  return encoded;
+}
+
+/**
+ * Writes the model to `target` atomically (a temporary file in the same folder, renamed when complete).
+ * The proto is not changed: fields switched to external data while writing are restored afterwards.
+ */
+export function saveModel(proto: ModelProto, target: string, options: SaveOptions = {}): SaveResult {
+  const plan = planSave(proto, target, options);
+  const { modelFile, dataFile } = plan;
   const restore: Array<() => void> = [];
   let modelBytes = 0;
   try {
     writeAtomically(dataFile ? [dataFile, modelFile] : [modelFile], () => {
       if (dataFile) {
-        for (const t of toCopy) restore.push(copyExternal(t, options.external!, dataFile, dataName));
-        for (const t of toMove) restore.push(moveEmbedded(t, dataFile, dataName));
+        const total = dataProgressTotal(plan, options);
+        for (const t of plan.toCopy) {
+          restore.push(copyExternal(t, options.external!, dataFile, plan.dataName));
+          options.progress?.(dataFile.bytesWritten, total, 'data');
+        }
+        for (const t of plan.toMove) {
+          restore.push(moveEmbedded(t, dataFile, plan.dataName, (c) => dataFile.write(c)));
+          options.progress?.(dataFile.bytesWritten, total, 'data');
+        }
       }
-      const bytes = encodeModel(proto);
-      if (bytes.length > 0x7fffffff) fail('io', `the model's protobuf is ${bytes.length} bytes, past protobuf's 2 GB limit, even after moving initializers to external data.`);
-      modelFile.write(bytes);
-      modelBytes = bytes.length;
+      const encoded = encodeForSave(proto);
+      modelBytes = writeParts(encoded, modelFile, { progress: (done, total) => options.progress?.(done, total, 'model') });
     });
   } finally {
     // The caller's proto keeps describing the source model.
     for (const undo of restore.reverse()) undo();
   }
-  return { path, bytes: modelBytes, dataFile: dataFile?.target, dataBytes: dataFile?.bytesWritten ?? 0 };
+  return { path: plan.path, bytes: modelBytes, dataFile: dataFile?.target, dataBytes: dataFile?.bytesWritten ?? 0 };
+}
+
+/**
+ * `saveModel` that yields to the event loop between chunks, so Ctrl-C (SIGINT) or SIGTERM stops a long
+ * write before anything is renamed into place: the temporary files are removed and the previous output
+ * stays. Use it from the CLI.
+ */
+export async function saveModelAsync(proto: ModelProto, target: string, options: SaveOptions = {}): Promise<SaveResult> {
+  const plan = planSave(proto, target, options);
+  const { modelFile, dataFile } = plan;
+  const restore: Array<() => void> = [];
+  let modelBytes = 0;
+  try {
+    await writeAtomicallyAsync(dataFile ? [dataFile, modelFile] : [modelFile], async () => {
+      if (dataFile) {
+        const total = dataProgressTotal(plan, options);
+        for (const t of plan.toCopy) {
+          restore.push(copyExternal(t, options.external!, dataFile, plan.dataName));
+          options.progress?.(dataFile.bytesWritten, total, 'data');
+          await new Promise<void>((r) => setImmediate(r));
+        }
+        for (const t of plan.toMove) {
+          const pending: Uint8Array[] = [];
+          restore.push(moveEmbedded(t, dataFile, plan.dataName, (c) => pending.push(c)));
+          for (const c of pending) await dataFile.writeAsync(c);
+          options.progress?.(dataFile.bytesWritten, total, 'data');
+        }
+      }
+      await new Promise<void>((r) => setImmediate(r));
+      const encoded = encodeForSave(proto);
+      modelBytes = await writePartsAsync(encoded, modelFile, { progress: (done, total) => options.progress?.(done, total, 'model') });
+    });
+  } finally {
+    for (const undo of restore.reverse()) undo();
+  }
+  return { path: plan.path, bytes: modelBytes, dataFile: dataFile?.target, dataBytes: dataFile?.bytesWritten ?? 0 };
+}
+
+/** Bytes the data file will receive (for progress; alignment padding aside). */
+function dataProgressTotal(plan: SavePlan, options: SaveOptions): number {
+  let total = 0;
+  for (const t of plan.toCopy) total += options.external!.regionLength(t);
+  for (const t of plan.toMove) total += t.rawData?.length ?? 0;
+  return total;
 }
 
 function externalEntries(location: string, offset: number, length: number): onnx.StringStringEntryProto[] {
@@ -130,11 +227,12 @@ function copyExternal(t: TensorProto, source: ExternalDataFiles, out: AtomicFile
   return () => { t.externalData = before; };
 }
 
-function moveEmbedded(t: TensorProto, out: AtomicFile, dataName: string): () => void {
+function moveEmbedded(t: TensorProto, out: AtomicFile, dataName: string, write: (chunk: Uint8Array) => void): () => void {
   const raw = t.rawData ?? new Uint8Array(0);
-  pad(out);
+  const rem = out.bytesWritten % ALIGN;
+  if (rem) out.write(new Uint8Array(ALIGN - rem));
   const offset = out.bytesWritten;
-  out.write(raw);
+  write(raw);
   const had = Object.prototype.hasOwnProperty.call(t, 'dataLocation');
   const before = { rawData: t.rawData, externalData: t.externalData, dataLocation: t.dataLocation };
   t.rawData = new Uint8Array(0);

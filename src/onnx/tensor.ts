@@ -9,11 +9,18 @@ import { bfloat16ToNumber, elementType, float16ToNumber, rawByteLength } from '.
 import { isExternal, type ExternalDataFiles } from './external.js';
 
 export function tensorDims(t: TensorProto): number[] {
-  return (t.dims ?? []).map((d) => toNumber(d));
+  return (t.dims ?? []).map((d, i) => {
+    const n = toNumber(d, `tensor '${t.name}': dims[${i}]`);
+    if (n < 0) fail('invalid-model', `tensor '${t.name}': dims[${i}] is ${n}; tensor dimensions cannot be negative. The model is damaged; re-export it.`);
+    return n;
+  });
 }
 
+/** Element count; throws when it passes 2^53 (no real tensor is that large). */
 export function tensorNumel(t: TensorProto): number {
-  return tensorDims(t).reduce((a, b) => a * b, 1);
+  const n = tensorDims(t).reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(n)) fail('invalid-model', `tensor '${t.name}': dims [${tensorDims(t).join(', ')}] describe more than 2^53 elements; the model is damaged.`);
+  return n;
 }
 
 /** Bytes the tensor's values take (raw layout), without reading them. */
@@ -33,6 +40,23 @@ export function tensorRawBytes(t: TensorProto, external?: ExternalDataFiles): Ui
   if (t.rawData && t.rawData.length > 0) return checkLength(t, t.rawData);
   const code = t.dataType ?? 0;
   const numel = tensorNumel(t);
+  const type = elementType(code);
+  if (code === DataType.STRING) fail('unsupported', `tensor '${t.name}' holds strings; attnpass reads numeric tensors only.`);
+  const [field, values]: [string, ArrayLike<unknown>] =
+    code === DataType.FLOAT ? ['float_data', t.floatData ?? []]
+    : code === DataType.DOUBLE ? ['double_data', t.doubleData ?? []]
+    : code === DataType.INT64 ? ['int64_data', t.int64Data ?? []]
+    : code === DataType.UINT32 || code === DataType.UINT64 ? ['uint64_data', t.uint64Data ?? []]
+    : ['int32_data', t.int32Data ?? []];
+  // 4-bit types keep two values per int32_data entry; every other type one value per entry
+  const expected = type.bits === 4 ? Math.ceil(numel / 2) : numel;
+  if (type.bits === 0 || type.bits === 2 || type.bits === 6) {
+    if (numel === 0) return new Uint8Array(0);
+    fail('unsupported', `tensor '${t.name}': reading values of type ${type.name} from typed fields is not supported.`);
+  }
+  if (values.length !== expected) {
+    fail('invalid-model', `tensor '${t.name}': ${field} holds ${values.length} value(s) but dims [${tensorDims(t).join(', ')}] of ${type.name} need ${expected}${t.rawData ? ' (raw_data is present but empty)' : ''}. The model file is damaged or was written by a faulty tool.`);
+  }
   const out = new Uint8Array(rawByteLength(code, numel));
   const view = new DataView(out.buffer);
   switch (code) {
@@ -47,9 +71,11 @@ export function tensorRawBytes(t: TensorProto, external?: ExternalDataFiles): Ui
       break;
     case DataType.UINT32:
     case DataType.UINT64:
-      (t.uint64Data ?? []).forEach((v, i) =>
-        code === DataType.UINT64 ? view.setBigUint64(i * 8, BigInt(Long.fromValue(v).toUnsigned().toString()), true) : view.setUint32(i * 4, toNumber(v), true),
-      );
+      (t.uint64Data ?? []).forEach((v, i) => {
+        const u = BigInt(Long.fromValue(v).toUnsigned().toString());
+        if (code === DataType.UINT64) view.setBigUint64(i * 8, u, true);
+        else view.setUint32(i * 4, Number(u & 0xffffffffn), true);
+      });
       break;
     case DataType.INT32:
       (t.int32Data ?? []).forEach((v, i) => view.setInt32(i * 4, v, true));
@@ -60,15 +86,9 @@ export function tensorRawBytes(t: TensorProto, external?: ExternalDataFiles): Ui
     case DataType.BFLOAT16:
       (t.int32Data ?? []).forEach((v, i) => view.setUint16(i * 2, v & 0xffff, true));
       break;
-    case DataType.STRING:
-      fail('unsupported', `tensor '${t.name}' holds strings; attnpass reads numeric tensors only.`);
-    default: {
-      const bits = elementType(code).bits;
-      const ints = t.int32Data ?? [];
-      if (bits === 8) ints.forEach((v, i) => (out[i] = v & 0xff));
-      else if (bits === 4) ints.forEach((v, i) => (out[i] = v & 0xff)); // int32_data holds packed pairs
-      else fail('unsupported', `tensor '${t.name}': reading values of type ${elementType(code).name} from typed fields is not supported.`);
-    }
+    default:
+      // 8-bit types (bool, int8, uint8, float8*) one per entry; 4-bit types a packed pair per entry
+      (t.int32Data ?? []).forEach((v, i) => (out[i] = v & 0xff));
   }
   return out;
 }

@@ -1,0 +1,201 @@
+/**
+ * The wire layout of every message in the pinned schema (src/onnx/schema/onnx-ml.proto): field number →
+ * [proto field name, scalar type | 'message' | 'enum', 'optional' | 'repeated' | 'packed', message type].
+ * Used only to say where a file stops decoding (wire.ts). tests/onnx/wire.test.ts checks it against the schema.
+ */
+export type FieldKind = 'message' | 'enum' | 'string' | 'bytes' | 'float' | 'double' | 'int32' | 'int64' | 'uint32' | 'uint64' | 'bool';
+export type FieldLabel = 'optional' | 'repeated' | 'packed';
+export type FieldSpec = readonly [name: string, kind: FieldKind, label: FieldLabel, messageType?: string];
+
+export const WIRE_SCHEMA: Readonly<Record<string, Readonly<Record<number, FieldSpec>>>> = {
+  AttributeProto: {
+    1: ['name', 'string', 'optional'],
+    2: ['f', 'float', 'optional'],
+    3: ['i', 'int64', 'optional'],
+    4: ['s', 'bytes', 'optional'],
+    5: ['t', 'message', 'optional', 'TensorProto'],
+    6: ['g', 'message', 'optional', 'GraphProto'],
+    7: ['floats', 'float', 'repeated'],
+    8: ['ints', 'int64', 'repeated'],
+    9: ['strings', 'bytes', 'repeated'],
+    10: ['tensors', 'message', 'repeated', 'TensorProto'],
+    11: ['graphs', 'message', 'repeated', 'GraphProto'],
+    13: ['doc_string', 'string', 'optional'],
+    14: ['tp', 'message', 'optional', 'TypeProto'],
+    15: ['type_protos', 'message', 'repeated', 'TypeProto'],
+    20: ['type', 'enum', 'optional'],
+    21: ['ref_attr_name', 'string', 'optional'],
+    22: ['sparse_tensor', 'message', 'optional', 'SparseTensorProto'],
+    23: ['sparse_tensors', 'message', 'repeated', 'SparseTensorProto'],
+  },
+  ValueInfoProto: {
+    1: ['name', 'string', 'optional'],
+    2: ['type', 'message', 'optional', 'TypeProto'],
+    3: ['doc_string', 'string', 'optional'],
+    4: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+  NodeProto: {
+    1: ['input', 'string', 'repeated'],
+    2: ['output', 'string', 'repeated'],
+    3: ['name', 'string', 'optional'],
+    4: ['op_type', 'string', 'optional'],
+    5: ['attribute', 'message', 'repeated', 'AttributeProto'],
+    6: ['doc_string', 'string', 'optional'],
+    7: ['domain', 'string', 'optional'],
+    8: ['overload', 'string', 'optional'],
+    9: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+    10: ['device_configurations', 'message', 'repeated', 'NodeDeviceConfigurationProto'],
+  },
+  IntIntListEntryProto: {
+    1: ['key', 'int64', 'optional'],
+    2: ['value', 'int64', 'repeated'],
+  },
+  NodeDeviceConfigurationProto: {
+    1: ['configuration_id', 'string', 'optional'],
+    2: ['sharding_spec', 'message', 'repeated', 'ShardingSpecProto'],
+    3: ['pipeline_stage', 'int32', 'optional'],
+  },
+  ShardingSpecProto: {
+    1: ['tensor_name', 'string', 'optional'],
+    2: ['device', 'int64', 'repeated'],
+    3: ['index_to_device_group_map', 'message', 'repeated', 'IntIntListEntryProto'],
+    4: ['sharded_dim', 'message', 'repeated', 'ShardedDimProto'],
+  },
+  ShardedDimProto: {
+    1: ['axis', 'int64', 'optional'],
+    2: ['simple_sharding', 'message', 'repeated', 'SimpleShardedDimProto'],
+  },
+  SimpleShardedDimProto: {
+    1: ['dim_value', 'int64', 'optional'],
+    2: ['dim_param', 'string', 'optional'],
+    3: ['num_shards', 'int64', 'optional'],
+  },
+  TrainingInfoProto: {
+    1: ['initialization', 'message', 'optional', 'GraphProto'],
+    2: ['algorithm', 'message', 'optional', 'GraphProto'],
+    3: ['initialization_binding', 'message', 'repeated', 'StringStringEntryProto'],
+    4: ['update_binding', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+  ModelProto: {
+    1: ['ir_version', 'int64', 'optional'],
+    2: ['producer_name', 'string', 'optional'],
+    3: ['producer_version', 'string', 'optional'],
+    4: ['domain', 'string', 'optional'],
+    5: ['model_version', 'int64', 'optional'],
+    6: ['doc_string', 'string', 'optional'],
+    7: ['graph', 'message', 'optional', 'GraphProto'],
+    8: ['opset_import', 'message', 'repeated', 'OperatorSetIdProto'],
+    14: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+    20: ['training_info', 'message', 'repeated', 'TrainingInfoProto'],
+    25: ['functions', 'message', 'repeated', 'FunctionProto'],
+    26: ['configuration', 'message', 'repeated', 'DeviceConfigurationProto'],
+  },
+  DeviceConfigurationProto: {
+    1: ['name', 'string', 'optional'],
+    2: ['num_devices', 'int32', 'optional'],
+    3: ['device', 'string', 'repeated'],
+  },
+  StringStringEntryProto: {
+    1: ['key', 'string', 'optional'],
+    2: ['value', 'string', 'optional'],
+  },
+  TensorAnnotation: {
+    1: ['tensor_name', 'string', 'optional'],
+    2: ['quant_parameter_tensor_names', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+  GraphProto: {
+    1: ['node', 'message', 'repeated', 'NodeProto'],
+    2: ['name', 'string', 'optional'],
+    5: ['initializer', 'message', 'repeated', 'TensorProto'],
+    10: ['doc_string', 'string', 'optional'],
+    11: ['input', 'message', 'repeated', 'ValueInfoProto'],
+    12: ['output', 'message', 'repeated', 'ValueInfoProto'],
+    13: ['value_info', 'message', 'repeated', 'ValueInfoProto'],
+    14: ['quantization_annotation', 'message', 'repeated', 'TensorAnnotation'],
+    15: ['sparse_initializer', 'message', 'repeated', 'SparseTensorProto'],
+    16: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+  TensorProto: {
+    1: ['dims', 'int64', 'repeated'],
+    2: ['data_type', 'int32', 'optional'],
+    3: ['segment', 'message', 'optional', 'TensorProto.Segment'],
+    4: ['float_data', 'float', 'packed'],
+    5: ['int32_data', 'int32', 'packed'],
+    6: ['string_data', 'bytes', 'repeated'],
+    7: ['int64_data', 'int64', 'packed'],
+    8: ['name', 'string', 'optional'],
+    9: ['raw_data', 'bytes', 'optional'],
+    10: ['double_data', 'double', 'packed'],
+    11: ['uint64_data', 'uint64', 'packed'],
+    12: ['doc_string', 'string', 'optional'],
+    13: ['external_data', 'message', 'repeated', 'StringStringEntryProto'],
+    14: ['data_location', 'enum', 'optional'],
+    16: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+  'TensorProto.Segment': {
+    1: ['begin', 'int64', 'optional'],
+    2: ['end', 'int64', 'optional'],
+  },
+  SparseTensorProto: {
+    1: ['values', 'message', 'optional', 'TensorProto'],
+    2: ['indices', 'message', 'optional', 'TensorProto'],
+    3: ['dims', 'int64', 'repeated'],
+  },
+  TensorShapeProto: {
+    1: ['dim', 'message', 'repeated', 'TensorShapeProto.Dimension'],
+  },
+  'TensorShapeProto.Dimension': {
+    1: ['dim_value', 'int64', 'optional'],
+    2: ['dim_param', 'string', 'optional'],
+    3: ['denotation', 'string', 'optional'],
+  },
+  TypeProto: {
+    1: ['tensor_type', 'message', 'optional', 'TypeProto.Tensor'],
+    4: ['sequence_type', 'message', 'optional', 'TypeProto.Sequence'],
+    5: ['map_type', 'message', 'optional', 'TypeProto.Map'],
+    6: ['denotation', 'string', 'optional'],
+    7: ['opaque_type', 'message', 'optional', 'TypeProto.Opaque'],
+    8: ['sparse_tensor_type', 'message', 'optional', 'TypeProto.SparseTensor'],
+    9: ['optional_type', 'message', 'optional', 'TypeProto.Optional'],
+  },
+  'TypeProto.Tensor': {
+    1: ['elem_type', 'int32', 'optional'],
+    2: ['shape', 'message', 'optional', 'TensorShapeProto'],
+  },
+  'TypeProto.Sequence': {
+    1: ['elem_type', 'message', 'optional', 'TypeProto'],
+  },
+  'TypeProto.Map': {
+    1: ['key_type', 'int32', 'optional'],
+    2: ['value_type', 'message', 'optional', 'TypeProto'],
+  },
+  'TypeProto.Optional': {
+    1: ['elem_type', 'message', 'optional', 'TypeProto'],
+  },
+  'TypeProto.SparseTensor': {
+    1: ['elem_type', 'int32', 'optional'],
+    2: ['shape', 'message', 'optional', 'TensorShapeProto'],
+  },
+  'TypeProto.Opaque': {
+    1: ['domain', 'string', 'optional'],
+    2: ['name', 'string', 'optional'],
+  },
+  OperatorSetIdProto: {
+    1: ['domain', 'string', 'optional'],
+    2: ['version', 'int64', 'optional'],
+  },
+  FunctionProto: {
+    1: ['name', 'string', 'optional'],
+    4: ['input', 'string', 'repeated'],
+    5: ['output', 'string', 'repeated'],
+    6: ['attribute', 'string', 'repeated'],
+    7: ['node', 'message', 'repeated', 'NodeProto'],
+    8: ['doc_string', 'string', 'optional'],
+    9: ['opset_import', 'message', 'repeated', 'OperatorSetIdProto'],
+    10: ['domain', 'string', 'optional'],
+    11: ['attribute_proto', 'message', 'repeated', 'AttributeProto'],
+    12: ['value_info', 'message', 'repeated', 'ValueInfoProto'],
+    13: ['overload', 'string', 'optional'],
+    14: ['metadata_props', 'message', 'repeated', 'StringStringEntryProto'],
+  },
+};
