@@ -5,7 +5,7 @@
 import type { AttentionSite } from './attention/site.js';
 import { fail } from './errors.js';
 import { Model } from './ir/model.js';
-import { loadModel } from './onnx/load.js';
+import { loadModelAsync } from './onnx/load.js';
 import { saveModelAsync, type ExternalDataMode, type SaveResult } from './onnx/save.js';
 import { runPasses, PassRegistry, type PassRun } from './pipeline/manager.js';
 import type { Pass } from './pipeline/pass.js';
@@ -58,15 +58,16 @@ export async function convertModel(options: ConvertOptions): Promise<ConvertRepo
   const seqLen = options.seqLen ?? 4096;
   const progress = options.progress;
   progress?.(0, 0, `loading ${options.input}`);
-  const loaded = loadModel(options.input);
+  const loaded = await loadModelAsync(options.input);
   try {
     progress?.(0, 0, 'checking the input');
     const model = Model.lift(loaded);
     assertValid(model, { context: `input ${options.input}`, customOps: isAttnpassOp });
     const plan: Pass[] = options.registry.plan([options.pass, ...(options.extraPasses ?? []), 'cleanup']);
-    const runs = await runPasses(model, plan, { options: options.passOptions, report: options.report, progress });
+    // validation inferred the input's types and runPasses leaves them current: neither needs to infer again
+    const runs = await runPasses(model, plan, { options: options.passOptions, report: options.report, progress, inferred: true });
     progress?.(0, 0, 'checking the output');
-    assertValid(model, { context: `after conversion of ${options.input}`, customOps: isAttnpassOp });
+    assertValid(model, { context: `after conversion of ${options.input}`, customOps: isAttnpassOp, infer: false });
     const report = buildReport(options, model, runs, seqLen);
     progress?.(0, 0, `writing ${options.output}`);
     // large payloads are streamed from their views (src/onnx/stream.ts); the async save lets Ctrl-C stop a long write cleanly

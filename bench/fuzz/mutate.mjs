@@ -230,7 +230,7 @@ export function mutate(bytes, seed, index) {
     }
     const { found, names } = collect(model);
     const kinds = Object.keys(found).filter((kind) => found[kind].length > 0);
-    const kind = r.chance(0.08) ? 'model' : r.pick(kinds);
+    const kind = kinds.length === 0 || r.chance(0.08) ? 'model' : r.pick(kinds);
     ops.push(`field:${kind}`);
     if (kind === 'model') fieldMutations.model(r, model);
     else fieldMutations[kind](r, r.pick(found[kind]), names, model);
@@ -241,4 +241,16 @@ export function mutate(bytes, seed, index) {
     }
   }
   return { bytes: out, ops };
+}
+
+const REWRITE_PASSES = ['att', 'ast', 'span', 'window'];
+
+/** The conversion mutant `index` gets: a rewrite pass, sometimes its exact setting or only some layers. */
+export function conversionFor(seed, index) {
+  const r = prng((seed * 7_368_787) ^ (index * 104_729) ^ 0x5eed);
+  const pass = r.pick(REWRITE_PASSES);
+  const passOptions = {};
+  if (r.chance(0.25)) passOptions.exact = true;
+  if (r.chance(0.15)) passOptions.layers = r.pick(['0', '1-2', '0,3']);
+  return { pass, passOptions };
 }

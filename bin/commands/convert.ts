@@ -8,20 +8,24 @@ import { terminalProgress } from '../progress.js';
 
 const DEFAULT_MODEL = 'fixtures/models/llama-gqa-dynamo/model.onnx';
 
-/** Every option any pass declares, once (the chosen pass reads its own; defaults come from the pass). */
-function passOptions(registry: PassRegistry): Record<string, Options> {
+/**
+ * Every option any pass declares, once (the chosen pass reads its own; defaults come from the pass).
+ * `hidden` keeps them out of the help text, which yargs lays out after every command, shown or not.
+ */
+function passOptions(registry: PassRegistry, hidden: boolean): Record<string, Options> {
   const out: Record<string, Options> = {};
   for (const pass of registry.list()) {
     for (const [name, spec] of Object.entries(pass.options ?? {})) {
       const prior = out[name];
       const line = `${pass.name}: ${spec.describe}${spec.default !== undefined ? ` (default ${spec.default})` : ''}`;
-      out[name] = { type: spec.type, describe: prior ? `${prior.describe}\n${line}` : line, group: 'Pass options:' };
+      out[name] = { type: spec.type, describe: prior ? `${prior.describe}\n${line}` : line, group: 'Pass options:', hidden };
     }
   }
   return out;
 }
 
-export function convertCommand(registry: PassRegistry) {
+/** `describeOptions`: whether the help will be shown (a run that does not ask for it skips laying out the pass options). */
+export function convertCommand(registry: PassRegistry, { describeOptions = true } = {}) {
   const rewrites = registry.list().filter((p) => p.requires?.includes('detect-attention')).map((p) => p.name);
   return {
     command: 'convert [model]',
@@ -36,7 +40,7 @@ export function convertCommand(registry: PassRegistry) {
         .option('seq-len', { type: 'number', default: 4096, describe: 'sequence length for the cost estimate in the report' })
         .option('external-data', { type: 'string', choices: ['reference', 'copy'], describe: "external weights: keep referencing the input's data file (same folder only) or stream a copy beside the output (default: reference when possible)" })
         .option('report', { type: 'string', describe: 'also write the report as JSON to this file' })
-        .options(passOptions(registry))
+        .options(passOptions(registry, !describeOptions))
         .example('$0 convert model.onnx -o model.ast.onnx --pass ast --density 0.2', 'block-sparse, 20% of key blocks')
         .example('$0 convert model.onnx -o exact.onnx --pass att --exact', 'exact setting: proves the rewrite')
         .example('$0 convert model.onnx -o s.onnx --pass span --local-window 128', 'span attention fed at run time'),

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
-import { openModel } from '../../src/index.js';
+import { Model } from '../../src/ir/model.js';
+import { loadModelAsync } from '../../src/onnx/load.js';
 import { formatSummary, summarizeModel } from '../../src/inspect.js';
-import { inferModel } from '../../src/ir/infer.js';
 import { assertValid } from '../../src/validate/index.js';
 import { describeAttention, formatAttention } from '../../src/attention-report.js';
 
@@ -15,9 +15,8 @@ export const inspectCommand = {
       .example('$0 inspect model.onnx', 'summary and attention-layer table')
       .example('$0 inspect model.onnx --json | jq .attentionSites', 'machine-readable sites'),
   handler: async (args: { model: string; json: boolean }) => {
-    const model = openModel(args.model);
-    inferModel(model);
-    // a broken model gets its problems (each naming graph, node, value and the fix) and exit code 1
+    const model = Model.lift(await loadModelAsync(args.model));
+    // a broken model gets its problems (each naming graph, node, value and the fix) and exit code 1; validating infers its types
     assertValid(model, { context: args.model });
     const summary = summarizeModel(model);
     const attention = describeAttention(model);

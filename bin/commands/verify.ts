@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
 import { AttnpassError } from '../../src/errors.js';
-import { formatVerify, verifyModels } from '../../src/verify/index.js';
 import { terminalProgress } from '../progress.js';
 
 export const verifyCommand = {
@@ -18,6 +17,8 @@ export const verifyCommand = {
       .example('$0 verify model.onnx model.ast.onnx', 'compare on generated inputs')
       .example('$0 verify model.onnx sparse.onnx --tolerance 0.05', 'a sparse setting: report the error'),
   handler: async (args: { original: string; rewritten: string; inputs?: string; seqLens: number[]; seed?: number; tolerance: number; json: boolean; quiet?: boolean }) => {
+    // loaded here, not at start-up: it brings in ONNX Runtime, which no other command needs
+    const { formatVerify, verifyModels } = await import('../../src/verify/index.js');
     const progress = terminalProgress(args.quiet === true);
     const report = await verifyModels({ original: args.original, rewritten: args.rewritten, inputsFile: args.inputs, seqLens: args.seqLens, seed: args.seed, tolerance: args.tolerance, progress });
     progress.done();

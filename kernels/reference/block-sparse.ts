@@ -92,8 +92,8 @@ export function chooseKeyBlocks(scores: ArrayLike<number>, plast: number, T: num
   return { kept, margin };
 }
 
-/** The block scores s(kb) = scale · q̄ · k̄(kb) of one (b, h, qb). */
-function blockScores(g: Geometry, inp: AttentionInputs, b: number, h: number, qb: number, bs: number, keyMeans: Float64Array[]): Float64Array {
+/** The block scores s(kb) = scale · q̄ · k̄(kb) of one (b, h, qb); `keyMeans[kb]` = k̄(kb) of h's key/value head. */
+export function blockScores(g: Geometry, inp: AttentionInputs, b: number, h: number, qb: number, bs: number, keyMeans: Float64Array[]): Float64Array {
   const off = rowOffsets(g);
   const rows = Math.min(bs, g.S - qb * bs);
   const qMean = meanRows(inp.q.data, off.q(b, h, qb * bs), rows, g.D);

@@ -2,7 +2,7 @@
 import { definePass } from '../../src/pipeline/pass.js';
 import { rewriteSites } from '../common/rewrite.js';
 import { attributesFrom } from '../common/attributes.js';
-import { LAYERS_OPTION, EXACT_OPTION, num } from '../common/options.js';
+import { LAYERS_OPTION, LAYER_OPTIONS_OPTION, EXACT_OPTION, num } from '../common/options.js';
 
 export const astPass = definePass({
   name: 'ast',
@@ -15,18 +15,17 @@ export const astPass = definePass({
     'sink-blocks': { type: 'number', default: 1, describe: 'leading key blocks always kept' },
     'local-blocks': { type: 'number', default: 1, describe: 'key blocks up to the diagonal always kept' },
     layers: LAYERS_OPTION,
+    'layer-options': LAYER_OPTIONS_OPTION,
     exact: EXACT_OPTION,
   },
   run(ctx) {
-    const o = ctx.options;
-    const exact = o.exact === true;
-    return rewriteSites(ctx, 'ast', (site) => ({
+    return rewriteSites(ctx, 'ast', (site, o) => ({
       op: 'BlockSparseAttention',
       attributes: attributesFrom(
         {
           block_size: num(o, 'block-size'),
-          density: exact ? 1 : num(o, 'density'),
-          mass_threshold: exact ? 0 : num(o, 'mass-threshold'),
+          density: o.exact === true ? 1 : num(o, 'density'),
+          mass_threshold: o.exact === true ? 0 : num(o, 'mass-threshold'),
           sink_blocks: num(o, 'sink-blocks'),
           local_blocks: num(o, 'local-blocks'),
           scale: site.scale,

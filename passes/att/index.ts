@@ -3,7 +3,7 @@ import { definePass } from '../../src/pipeline/pass.js';
 import { fail } from '../../src/errors.js';
 import { rewriteSites } from '../common/rewrite.js';
 import { attributesFrom } from '../common/attributes.js';
-import { LAYERS_OPTION, EXACT_OPTION, num } from '../common/options.js';
+import { LAYERS_OPTION, LAYER_OPTIONS_OPTION, EXACT_OPTION, num } from '../common/options.js';
 
 const SCORERS = { 'key-norm': 0, probe: 1 } as const;
 
@@ -20,24 +20,21 @@ export const attPass = definePass({
     'local-blocks': { type: 'number', default: 1, describe: "blocks up to the query's own read exactly (≥ 1)" },
     scorer: { type: 'string', default: 'key-norm', choices: Object.keys(SCORERS), describe: 'token importance: key norm, or attention mass of probe queries' },
     layers: LAYERS_OPTION,
+    'layer-options': LAYER_OPTIONS_OPTION,
     exact: EXACT_OPTION,
   },
   run(ctx) {
-    const o = ctx.options;
-    const exact = o.exact === true;
-    const scorer = SCORERS[String(o.scorer) as keyof typeof SCORERS];
-    if (scorer === undefined) fail('usage', `--scorer must be one of ${Object.keys(SCORERS).join(', ')}; got '${o.scorer}'.`);
-    return rewriteSites(ctx, 'att', (site) => ({
+    return rewriteSites(ctx, 'att', (site, o) => ({
       op: 'TiledAttention',
       attributes: attributesFrom(
         {
           block_size: num(o, 'block-size'),
-          fine_fraction: exact ? 1 : num(o, 'fine-fraction'),
-          medium_fraction: exact ? 0 : num(o, 'medium-fraction'),
+          fine_fraction: o.exact === true ? 1 : num(o, 'fine-fraction'),
+          medium_fraction: o.exact === true ? 0 : num(o, 'medium-fraction'),
           medium_tile: num(o, 'medium-tile'),
           sink_blocks: num(o, 'sink-blocks'),
           local_blocks: num(o, 'local-blocks'),
-          scorer,
+          scorer: scorerOf(o),
           scale: site.scale,
           causal: site.causal ? 1 : 0,
         },
@@ -46,3 +43,9 @@ export const attPass = definePass({
     }));
   },
 });
+
+function scorerOf(options: Readonly<Record<string, unknown>>): number {
+  const scorer = SCORERS[String(options.scorer) as keyof typeof SCORERS];
+  if (scorer === undefined) fail('usage', `--scorer must be one of ${Object.keys(SCORERS).join(', ')}; got '${options.scorer}'.`);
+  return scorer;
+}

@@ -29,6 +29,6 @@ export const cleanupPass = definePass({
   run(ctx) {
     const removed = removeDeadCode(ctx.model.graph);
     if (removed.nodes || removed.initializers) ctx.report(`cleanup: removed ${removed.nodes} dead node(s), ${removed.initializers} unused initializer(s)`);
-    return { modified: removed.nodes + removed.initializers > 0, counts: { deadNodes: removed.nodes, unusedInitializers: removed.initializers } };
+    return { modified: removed.nodes + removed.initializers > 0, typesUnchanged: true, counts: { deadNodes: removed.nodes, unusedInitializers: removed.initializers } };
   },
 });

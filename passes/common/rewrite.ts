@@ -14,6 +14,7 @@ import type { PassContext, PassResult } from '../../src/pipeline/pass.js';
 import { ATTNPASS_DOMAIN, functionFor, operatorSpec } from '../../kernels/registry.js';
 import { elementType } from '../../src/onnx/dtype.js';
 import { parseLayers } from './layers.js';
+import { parseLayerOptions } from './options.js';
 
 export interface DetectionResult {
   sites: AttentionSite[];
@@ -36,10 +37,19 @@ export interface SpliceRequest {
 /** The function bodies need IR 8+ (model-local functions) and opset 18+ ops. */
 const MIN_IR_FOR_FUNCTIONS = 8;
 
-export function rewriteSites(ctx: PassContext, passName: string, request: (site: AttentionSite) => SpliceRequest): PassResult {
+/**
+ * `request` builds each site's node from `options`: the pass's options with that layer's
+ * `layer-options` overrides applied.
+ */
+export function rewriteSites(
+  ctx: PassContext,
+  passName: string,
+  request: (site: AttentionSite, options: Readonly<Record<string, unknown>>) => SpliceRequest,
+): PassResult {
   const { sites, unproven } = detectionOf(ctx);
   const model = ctx.model;
   const wanted = parseLayers(ctx.options.layers);
+  const layerOptions = parseLayerOptions(ctx.options);
   const chosen = sites.filter((s) => wanted(s.layer));
   const zeroMasks = new Map<number, Value>();
   const ops = new Map<string, number>();
@@ -47,7 +57,8 @@ export function rewriteSites(ctx: PassContext, passName: string, request: (site:
   const skipped: string[] = [];
   let done = 0;
   for (const site of chosen) {
-    const req = request(site);
+    const overrides = layerOptions.get(site.layer);
+    const req = request(site, overrides ? { ...ctx.options, ...overrides } : ctx.options);
     const elemType = site.q.type?.elemType || DataType.FLOAT;
     const spec = operatorSpec(req.op);
     if (!spec.inputs[0]!.types.includes(elemType)) {
@@ -62,6 +73,8 @@ export function rewriteSites(ctx: PassContext, passName: string, request: (site:
       inputs: [q, k, v, mask ?? zeroMask(model.graph, elemType, zeroMasks), ...(req.extraInputs ?? [])],
       attributes: req.attributes,
       metadata: { 'attnpass.rule': `${passName}/${site.rule}`, 'attnpass.site': site.id },
+      // where the site's own nodes were, so that replacing its output needs no re-sort of the graph
+      before: insertionPoint(model.graph, site),
     });
     // list every output slot of the operator (ONNX Runtime refuses a call with fewer outputs than its function)
     for (let i = 1; i < spec.outputs.length; i++) node._setOutput(i, undefined);
@@ -72,14 +85,15 @@ export function rewriteSites(ctx: PassContext, passName: string, request: (site:
     site.replaceOutput(out);
     if (!ops.has(req.op)) ops.set(req.op, elemType);
     rewritten.push(site);
-    ctx.report(`layer ${String(site.layer).padStart(3)}  ${site.kind.padEnd(5)} ${site.rule.padEnd(24)} → ${req.op}`);
+    const shown = overrides ? `  (${Object.entries(overrides).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
+    ctx.report(`layer ${String(site.layer).padStart(3)}  ${site.kind.padEnd(5)} ${site.rule.padEnd(24)} → ${req.op}${shown}`);
     ctx.progress(++done, chosen.length, passName);
   }
   for (const s of unproven) ctx.report(`left dense: ${s.anchor}: ${s.reason}`);
   for (const s of skipped) ctx.report(`left dense: ${s}`);
   if (rewritten.length > 0) {
     attachOperators(model, ops);
-    model.graph.topologicalSort();
+    model.graph.sortIfOutOfOrder();
   }
   return {
     modified: rewritten.length > 0,
@@ -97,6 +111,11 @@ export function attachOperators(model: Model, ops: ReadonlyMap<string, number>):
   const opset = model.opsetVersion('') ?? fail('invalid-model', 'the model imports no default-domain opset.');
   for (const [op, elemType] of ops) model.setFunction(functionFor(op, opset, elemType));
   if (model.irVersion < MIN_IR_FOR_FUNCTIONS) model.proto.irVersion = Long.fromNumber(MIN_IR_FOR_FUNCTIONS);
+}
+
+function insertionPoint(graph: Graph, site: AttentionSite): Node | undefined {
+  const before = site.insertBefore;
+  return before && before.graph === graph && graph.nodes.includes(before) ? before : undefined;
 }
 
 function zeroMask(graph: Graph, elemType: number, cache: Map<number, Value>): Value {

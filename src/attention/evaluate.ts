@@ -170,7 +170,14 @@ export function transposeTensor(t: Tensor, perm: number[]): Tensor {
   return { shape, data: out, elemType: t.elemType };
 }
 
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
+/** The non-negative form of axis `a`; out of [-rank, rank) it throws (a huge axis would make a huge sparse shape array). */
+function normAxis(a: number, rank: number): number {
+  if (!Number.isInteger(a) || a < -rank || a >= rank) throw new EvalError(`axis ${a} is out of range for rank ${rank}`, undefined);
+  return a < 0 ? a + rank : a;
+}
+
+/** Flatten's axis may also be `rank` (everything in the first dimension). */
+const flattenAxis = (a: number, rank: number): number => (a === rank ? rank : normAxis(a, rank));
 
 export class Evaluator {
   private readonly memo = new Map<Value, Tensor>();
@@ -303,7 +310,7 @@ export class Evaluator {
       case 'Shape': {
         const s = this.shapeOf(n.input(0));
         const r = s.length;
-        const clamp = (a: number) => Math.max(0, Math.min(r, normAxis(a, r)));
+        const clamp = (a: number) => Math.max(0, Math.min(r, a < 0 ? a + r : a));
         const start = clamp(n.attrInt('start', 0));
         const end = clamp(n.attrInt('end', r));
         const vals = s.slice(start, Math.max(start, end));
@@ -383,7 +390,7 @@ export class Evaluator {
       }
       case 'Flatten': {
         const t = x(0);
-        const a = normAxis(n.attrInt('axis', 1), t.shape.length);
+        const a = flattenAxis(n.attrInt('axis', 1), t.shape.length);
         return [{ ...t, shape: [numel(t.shape.slice(0, a)), numel(t.shape.slice(a))] }];
       }
       case 'Reshape': {
@@ -838,7 +845,7 @@ function shapeRule(ev: Evaluator, v: Value): number[] | undefined {
     case 'Flatten': {
       const s = sh(0);
       if (!s) return undefined;
-      const a = normAxis(n.attrInt('axis', 1), s.length);
+      const a = flattenAxis(n.attrInt('axis', 1), s.length);
       return [numel(s.slice(0, a)), numel(s.slice(a))];
     }
     case 'Unsqueeze': {
@@ -936,7 +943,7 @@ function shapeRule(ev: Evaluator, v: Value): number[] | undefined {
       const s = sh(0);
       if (!s) return undefined;
       const r = s.length;
-      const clamp = (a: number) => Math.max(0, Math.min(r, normAxis(a, r)));
+      const clamp = (a: number) => Math.max(0, Math.min(r, a < 0 ? a + r : a));
       return [Math.max(0, clamp(n.attrInt('end', r)) - clamp(n.attrInt('start', 0)))];
     }
     case 'Size':

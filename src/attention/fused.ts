@@ -9,6 +9,7 @@
  * indirection, packed-sequence inputs) are reported unproven with the reason.
  */
 import { DataType } from '../onnx/codec.js';
+import { elementType } from '../onnx/dtype.js';
 import type { Dim, Node, Value } from '../ir/graph.js';
 import { Builder, lowestOf } from './build.js';
 import { elemTypeOf, graphInputBehind, graphOutputAfter, kindOf, kvCacheOf } from './common.js';
@@ -32,6 +33,26 @@ const R = (v: Value): number | undefined => current?.rank(v);
 const num = (d: Dim): number | undefined => (typeof d === 'number' ? d : undefined);
 const used = (v: Value | undefined): boolean => !!v && (v.isGraphOutput || v.useCount > 0);
 const sameDim = (a: Dim, b: Dim): boolean => a !== undefined && a === b;
+
+/** K, V and their caches must have the element type of `ref`: a mixed or quantized (int8, int4) cache has no spelling here. */
+function sameTypeAs(n: Node, ref: Value, others: Array<Value | undefined>): void {
+  const want = ref.type?.elemType;
+  for (const v of others) {
+    const got = v?.type?.elemType;
+    if (want && got && got !== want) no(`${n.describe()}: ${v} is ${elementType(got).name} but ${ref} is ${elementType(want).name}; mixed-type (e.g. quantized) K/V caches are not materialized`, n);
+  }
+}
+
+/** A past key or value must be [B, heads, P, headDim]: the rewrite concatenates it with the new keys on axis 2. */
+function checkPast(n: Node, past: Value | undefined, what: string, heads: number, headDim: number): void {
+  if (!past) return;
+  const d = D(past);
+  const rank = R(past);
+  const [h, hd] = [num(d?.[1]), num(d?.[3])];
+  const fits = rank === undefined || (rank === 4 && (h === undefined || h === heads) && (hd === undefined || hd === headDim));
+  const declared = past.type?.shape?.map((x) => x ?? '?').join(', ') ?? '?';
+  if (!fits) no(`${n.describe()}: ${what} ${past} is [${declared}]; it must be [B, ${heads}, past, ${headDim}]`, n);
+}
 
 function attrOrUndefined(n: Node, name: string): number | undefined {
   return n.attr(name) ? n.attrInt(name) : undefined;
@@ -155,6 +176,8 @@ function presentOf(b: Builder, full: Value, hadPast: boolean): Value {
 function proveOnnxAttention(n: Node, cx: RuleContext): SitePlan {
   const [Q, K, V, attnMask, pastK, pastV, nonpad] = [0, 1, 2, 3, 4, 5, 6].map((i) => n.inputs[i]);
   if (!Q || !K || !V) return no(`${n.describe()} misses Q, K or V`, n);
+  sameTypeAs(n, Q, [K, pastK]);
+  sameTypeAs(n, V, [pastV]);
   if (nonpad) return no(`${n.describe()}: nonpad_kv_seqlen gives per-batch valid lengths with per-batch causal offsets; not materialized`, n);
   const softcap = n.attrFloat('softcap', 0);
   if (softcap !== 0) return no(`${n.describe()}: softcap=${softcap} soft-caps the scores (tanh); that is not scale·Q·Kᵀ + mask`, n);
@@ -182,6 +205,8 @@ function proveOnnxAttention(n: Node, cx: RuleContext): SitePlan {
     if (kh / kvHeads !== headDim) no(`${n.describe()}: Q head dim ${headDim} and K head dim ${kh / kvHeads} differ`, n);
     valueHeadDim = vh / kvHeads;
   }
+  checkPast(n, pastK, 'past_key', kvHeads, headDim);
+  checkPast(n, pastV, 'past_value', kvHeads, valueHeadDim);
   // K and V repeated for GQA before the op (no cache inside it): read them before the repeat
   let peeled: { wk: Walk; tk: Take; wv: Walk; tv: Take } | undefined;
   if (rank === 4 && !pastK) {
@@ -293,6 +318,7 @@ function cacheOf(pk: Value | undefined, pv: Value | undefined, ok: Value | undef
 function proveMsAttention(n: Node): SitePlan {
   const [X, W, bias, maskIndex, past, attnBias, pastSeqLen] = [0, 1, 2, 3, 4, 5, 6].map((i) => n.inputs[i]);
   if (!X || !W) return no(`${n.describe()} misses its input or weights`, n);
+  sameTypeAs(n, X, [W, past]);
   if (n.attrInt('do_rotary', 0)) return no(`${n.describe()}: do_rotary applies rotary embeddings inside the op; not materialized`, n);
   if (n.attrInt('past_present_share_buffer', 0) || pastSeqLen) return no(`${n.describe()}: past and present share one buffer (past_sequence_length); not materialized`, n);
   const heads = n.attrInt('num_heads', 0);
@@ -365,6 +391,7 @@ function proveMsAttention(n: Node): SitePlan {
 function proveMha(n: Node): SitePlan {
   const [Qin, Kin, Vin, bias, keyPad, attnBias, pastK, pastV, pastSeqLen, cacheInd] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => n.inputs[i]);
   if (!Qin) return no(`${n.describe()} has no query`, n);
+  sameTypeAs(n, Qin, [Kin, Vin, pastK, pastV]);
   if (pastSeqLen || cacheInd) return no(`${n.describe()}: past_sequence_length / cache_indirection (shared buffers, beam search) are not materialized`, n);
   if (used(n.outputs[3])) return no(`${n.describe()}: its qk output is used`, n);
   const heads = n.attrInt('num_heads', 0);
@@ -409,6 +436,8 @@ function proveMha(n: Node): SitePlan {
   }
   if (bias && form !== 'separate') return no(`${n.describe()}: a bias with ${form} inputs is not materialized`, n);
   if (!!pastK !== !!pastV) return no(`${n.describe()} has only one of past_key / past_value`, n);
+  checkPast(n, pastK, 'past_key', heads, headDim);
+  checkPast(n, pastV, 'past_value', heads, valueHeadDim);
   if (attnBias && (R(attnBias) ?? 0) > 4) return no(`${n.describe()}: attention_bias has rank ${R(attnBias)}`, n);
   const scaleAttr = n.attrFloat('scale', 0);
   const scale = scaleAttr !== 0 ? scaleAttr : 1 / Math.sqrt(headDim);
@@ -484,6 +513,7 @@ function proveGqa(n: Node): SitePlan {
   // total_sequence_length (input 6) is implied by the past and new lengths in the canonical form
   const [Qin, Kin, Vin, pastK, pastV, seqlensK, , cos, sin, posIds, attnBias, headSink] = Array.from({ length: 12 }, (_, i) => n.inputs[i]);
   if (!Qin) return no(`${n.describe()} has no query`, n);
+  sameTypeAs(n, Qin, [Kin, Vin, pastK, pastV]);
   const rotary = n.attrInt('do_rotary', 0) === 1;
   if (rotary && (!cos || !sin)) return no(`${n.describe()}: do_rotary without cos_cache/sin_cache`, n);
   if (!rotary && (cos || sin || posIds)) return no(`${n.describe()}: rotary caches given but do_rotary=0`, n);
@@ -508,8 +538,9 @@ function proveGqa(n: Node): SitePlan {
     if (!Vin || R(Kin) !== 3 || R(Vin) !== 3) return no(`${n.describe()}: key and value must be [B, S, hidden]`, n);
     if (hiddenOf(Kin!, n, 'key') !== kvHeads * headDim || hiddenOf(Vin, n, 'value') !== kvHeads * headDim) return no(`${n.describe()}: key/value hidden sizes are not ${kvHeads}·${headDim}`, n);
   }
-  if (pastK && num(D(pastK)?.[1]) !== undefined && num(D(pastK)?.[1]) !== kvHeads) return no(`${n.describe()}: past_key has ${num(D(pastK)?.[1])} heads, kv_num_heads=${kvHeads}`, n);
   if (!!pastK !== !!pastV) return no(`${n.describe()} has only one of past_key / past_value`, n);
+  checkPast(n, pastK, 'past_key', kvHeads, headDim);
+  checkPast(n, pastV, 'past_value', kvHeads, headDim);
   if (attnBias && (R(attnBias) ?? 0) > 4) return no(`${n.describe()}: attention_bias has rank ${R(attnBias)}`, n);
   const scaleAttr = n.attrFloat('scale', 0);
   const scale = scaleAttr !== 0 ? scaleAttr : 1 / Math.sqrt(headDim);

@@ -64,6 +64,8 @@ export interface SeqSources {
 }
 
 const MASKED = -1e4;
+/** The largest sample input built for a mask input; a declared shape past it (a damaged file) leaves the mask unproven. */
+const MAX_INPUT_ELEMENTS = 4_000_000;
 const VISIBLE = -1e3;
 
 type Role = 'mask' | 'positions' | 'float';
@@ -172,6 +174,7 @@ export class MaskAnalyzer {
     if (shape.some((d) => d === undefined)) return undefined;
     const s = shape as number[];
     const n = s.reduce((a, b) => a * b, 1);
+    if (n > MAX_INPUT_ELEMENTS) return undefined;
     const data = new Float64Array(n);
     const role = this.role(v);
     const elemType = v.type?.elemType ?? DataType.INT64;

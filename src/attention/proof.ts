@@ -3,6 +3,7 @@
  * operand is read from a walk (src/attention/layout.ts).
  */
 import type { Node, Value } from '../ir/graph.js';
+import { toApproxNumber } from '../onnx/codec.js';
 import type { Builder } from './build.js';
 import { canonicalPerm, showLabels, type Atom, type Labels, type Walk } from './layout.js';
 
@@ -75,8 +76,8 @@ export function materializeOperand(b: Builder, w: Walk, t: Take): Value {
       const n = hop.node;
       const attrs: Record<string, number | number[]> = {};
       for (const [k, a] of n.attributes) {
-        if (a.ints && a.ints.length) attrs[k] = a.ints.map((x) => Number(x.toString()));
-        else if (a.i != null) attrs[k] = Number(a.i.toString());
+        if (a.ints && a.ints.length) attrs[k] = a.ints.map(toApproxNumber);
+        else if (a.i != null) attrs[k] = toApproxNumber(a.i);
       }
       cur = b.op(n.opType, [cur, ...n.inputs.slice(1)], attrs);
     }

@@ -4,7 +4,7 @@
  * into the graph's layout); this class does the splicing the same way for all of them.
  */
 import { fail } from '../errors.js';
-import type { Graph, Node, Value } from '../ir/graph.js';
+import { positionsIn, type Graph, type Node, type Value } from '../ir/graph.js';
 import { inferGraph } from '../ir/infer.js';
 import { Builder } from './build.js';
 import type { AttentionKind, AttentionMask, AttentionSite, KvCache } from './site.js';
@@ -132,7 +132,7 @@ export class Site implements AttentionSite {
     this.replaced = true;
     // only nodes that now read new values can be out of order (e.g. a result appended at the end of the graph)
     const touched = new Set<Node>([...b.made, ...out.consumers(), ...(this.materialized!.presents ?? []).flatMap(([, v]) => v.consumers())]);
-    keepTopologicalOrder(g, touched);
+    g.sortIfOutOfOrder(touched);
     inferNodes(b.made);
   }
 }
@@ -140,22 +140,6 @@ export class Site implements AttentionSite {
 /** Shape inference over just the nodes a splice made (their inputs are typed already), not the whole graph. */
 function inferNodes(nodes: Node[]): void {
   if (nodes.length) inferGraph({ nodes } as unknown as Graph);
-}
-
-/** Sorts the graph only when a node now comes before a producer of its inputs (e.g. a result appended at the end). */
-export function keepTopologicalOrder(g: Graph, only?: ReadonlySet<Node>): void {
-  const pos = new Map<Node, number>();
-  g.nodes.forEach((n, i) => pos.set(n, i));
-  for (const [n, i] of pos) {
-    if (only && !only.has(n)) continue;
-    for (const x of [...n.inputs, ...n.implicitInputs()]) {
-      const p = x?.producer;
-      if (p && p.graph === g && (pos.get(p) ?? -1) > i) {
-        g.topologicalSort();
-        return;
-      }
-    }
-  }
 }
 
 /**
@@ -180,6 +164,6 @@ export function exclusiveNodes(candidates: Iterable<Node>, output: Value, rerout
     }
   }
   const g = output.producer?.graph;
-  const order = new Map((g?.nodes ?? []).map((n, i) => [n, i] as const));
+  const order = g ? positionsIn(g, set) : new Map<Node, number>();
   return [...set].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
 }

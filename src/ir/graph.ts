@@ -7,7 +7,7 @@
  * they were read as (their bytes are views into the model file), so lifting copies no weights.
  */
 import { AttnpassError, fail } from '../errors.js';
-import type { AttributeProto, NodeProto, SparseTensorProto, TensorProto, ValueInfoProto } from '../onnx/codec.js';
+import { toApproxNumber, type AttributeProto, type NodeProto, type SparseTensorProto, type TensorProto, type ValueInfoProto } from '../onnx/codec.js';
 
 /** A dimension: a number when known, a symbol (e.g. "batch") when symbolic, undefined when unknown. */
 export type Dim = number | string | undefined;
@@ -215,7 +215,7 @@ export class Node {
   attrInt(name: string, fallback?: number): number | undefined {
     const a = this.attributes.get(name);
     const isInt = a !== undefined && (a.type === 2 || (!a.type && Object.prototype.hasOwnProperty.call(a, 'i')));
-    return isInt && a.i != null ? Number(a.i.toString()) : fallback;
+    return isInt && a.i != null ? toApproxNumber(a.i) : fallback;
   }
 
   attrFloat(name: string): number | undefined;
@@ -229,7 +229,7 @@ export class Node {
 
   attrInts(name: string): number[] | undefined {
     const a = this.attributes.get(name);
-    return a?.ints ? a.ints.map((v) => Number(v.toString())) : undefined;
+    return a?.ints ? a.ints.map(toApproxNumber) : undefined;
   }
 
   attrString(name: string): string | undefined {
@@ -382,7 +382,7 @@ export class Graph {
     const v = this.createValue(base || 'const');
     tensor.name = v.name;
     v.initializer = tensor;
-    v.type = { elemType: tensor.dataType ?? 0, shape: (tensor.dims ?? []).map((d) => Number(d.toString())) };
+    v.type = { elemType: tensor.dataType ?? 0, shape: (tensor.dims ?? []).map(toApproxNumber) };
     this.initializers.push(v);
     return v;
   }
@@ -478,9 +478,9 @@ export class Graph {
         this.names.release(out.name);
       }
     }
-    const keep = this.nodes.filter((n) => !doomed.has(n));
-    this.nodes.length = 0;
-    this.nodes.push(...keep);
+    let kept = 0;
+    for (const n of this.nodes) if (!doomed.has(n)) this.nodes[kept++] = n;
+    this.nodes.length = kept;
   }
 
   removeNode(node: Node): void {
@@ -514,6 +514,14 @@ export class Graph {
     }
   }
 
+  /**
+   * Sorts only when a node comes before a producer of its inputs (checking just `only` when given: the
+   * nodes a change touched); a graph in order is left as it is, at the cost of one scan instead of a sort.
+   */
+  sortIfOutOfOrder(only?: ReadonlySet<Node>): void {
+    if (!isInTopologicalOrder(this, only)) this.topologicalSort();
+  }
+
   /** Reorders nodes so every node comes after the producers of its inputs (stable). Throws on a cycle. */
   topologicalSort(): void {
     const order = topologicalOrder(this);
@@ -523,6 +531,41 @@ export class Graph {
     this.nodes.length = 0;
     this.nodes.push(...order.nodes);
   }
+}
+
+/**
+ * True when every node (of `only`, when given) comes after the producers of its inputs, implicit ones
+ * included; a graph in that order has no cycle either.
+ */
+export function isInTopologicalOrder(graph: Graph, only?: ReadonlySet<Node>): boolean {
+  const checked = only ?? graph.nodes;
+  const position = positionsIn(graph, only && withLocalProducers(graph, only));
+  const producedLater = (v: Value | undefined, at: number): boolean => v?.producer?.graph === graph && (position.get(v.producer) ?? -1) >= at;
+  for (const n of checked) {
+    const at = position.get(n);
+    if (at === undefined) continue;
+    if (n.inputs.some((v) => producedLater(v, at))) return false;
+    if (n.subgraphs.size > 0 && n.implicitInputs().some((v) => producedLater(v, at))) return false;
+  }
+  return true;
+}
+
+/** `nodes` and the producers in `graph` of everything they read. */
+function withLocalProducers(graph: Graph, nodes: ReadonlySet<Node>): Set<Node> {
+  const out = new Set(nodes);
+  for (const n of nodes) {
+    for (const v of n.inputs) if (v?.producer?.graph === graph) out.add(v.producer);
+    if (n.subgraphs.size > 0) for (const v of n.implicitInputs()) if (v.producer?.graph === graph) out.add(v.producer);
+  }
+  return out;
+}
+
+/** The positions of `nodes` (of all, when not given) in `graph`'s node list; nodes of other graphs are absent. */
+export function positionsIn(graph: Graph, nodes?: ReadonlySet<Node>): Map<Node, number> {
+  const position = new Map<Node, number>();
+  const all = graph.nodes;
+  for (let i = 0; i < all.length; i++) if (!nodes || nodes.has(all[i]!)) position.set(all[i]!, i);
+  return position;
 }
 
 export type TopoResult = { ok: true; nodes: Node[] } | { ok: false; cycle: Node[] };

@@ -125,8 +125,17 @@ const same = (v: Value | undefined): TensorType | undefined => v?.type;
 const elem = (v: Value | undefined): number => v?.type?.elemType ?? 0;
 const shapeOf = (v: Value | undefined): Dim[] | undefined => v?.type?.shape;
 
+/** The non-negative form of `axis`; one outside [-rank, rank) throws (the node is then left uninferred). */
 function normAxis(axis: number, rank: number): number {
+  // an unchecked axis of 2^31 made `shape[axis] = d` a 2^31-long sparse array, which hung inference
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) throw new RangeError(`axis ${axis} is out of range for rank ${rank}`);
   return axis < 0 ? axis + rank : axis;
+}
+
+/** A slice bound (start or end) of `rank` dims, clamped to [0, rank]. */
+function sliceBound(bound: number, rank: number): number {
+  const b = Math.max(-rank, Math.min(rank, bound));
+  return b < 0 ? b + rank : b;
 }
 
 /** Numpy broadcasting of shapes; unknown where it cannot tell. */
@@ -204,6 +213,43 @@ export function reshapeTarget(input: Dim[] | undefined, target: Dim[], allowZero
   return out;
 }
 
+const isCount = (d: Dim): d is number => typeof d === 'number' && Number.isInteger(d) && d > 0;
+
+/**
+ * Output 0 of a fused attention op: [B, S, heads × V head size] for 3-D inputs (the com.microsoft ops and
+ * ONNX Attention), [B, heads, S, V head size] for ONNX Attention's 4-D form; undefined where unsure.
+ */
+function fusedAttentionShape(n: Node): Dim[] | undefined {
+  const [q, k, v] = [0, 1, 2].map((i) => shapeOf(n.inputs[i]));
+  if (!q) return undefined;
+  if (n.domain === '') {
+    if (q.length === 4 && v?.length === 4) return [q[0], q[1], q[2], v[3]];
+    const heads = n.attrInt('q_num_heads');
+    const kvHeads = n.attrInt('kv_num_heads');
+    if (q.length !== 3 || v?.length !== 3 || !isCount(heads) || !isCount(kvHeads) || !isCount(v[2]) || v[2] % kvHeads !== 0) return undefined;
+    return [q[0], q[1], heads * (v[2] / kvHeads)];
+  }
+  if (q.length !== 3) return undefined;
+  switch (n.opType) {
+    case 'GroupQueryAttention': {
+      if (k) return q;
+      // packed QKV: [B, S, (heads + 2 × kv heads) × head size]
+      const heads = n.attrInt('num_heads', 0);
+      const packed = heads + 2 * n.attrInt('kv_num_heads', 0);
+      return isCount(q[2]) && isCount(heads) && q[2] % packed === 0 ? [q[0], q[1], (q[2] / packed) * heads] : undefined;
+    }
+    case 'MultiHeadAttention':
+      if (v?.length === 3) return [q[0], q[1], v[2]];
+      if (v?.length === 4) return [q[0], q[1], mulDim(v[1], v[3])];
+      return undefined;
+    default: {
+      const sizes = n.attrInts('qkv_hidden_sizes');
+      if (sizes?.length === 3) return [q[0], q[1], sizes[2]];
+      return k?.length === 2 && isCount(k[1]) && k[1] % 3 === 0 ? [q[0], q[1], k[1] / 3] : undefined;
+    }
+  }
+}
+
 function inferNode(n: Node): void {
   const x = n.inputs[0];
   const out = n.outputs[0];
@@ -222,9 +268,9 @@ function inferNode(n: Node): void {
       const s = shapeOf(x);
       const rank = s?.length;
       if (rank === undefined) return setType(out, { elemType: DataType.INT64, shape: [undefined] });
-      const start = normAxis(Math.max(-rank, Math.min(rank, n.attrInt('start', 0))), rank);
+      const start = sliceBound(n.attrInt('start', 0), rank);
       const endAttr = n.attrInt('end');
-      const end = endAttr === undefined ? rank : normAxis(Math.max(-rank, Math.min(rank, endAttr)), rank);
+      const end = endAttr === undefined ? rank : sliceBound(endAttr, rank);
       const vals = s!.slice(start, Math.max(start, end));
       setType(out, { elemType: DataType.INT64, shape: [vals.length] });
       setValues(out, vals);
@@ -487,6 +533,15 @@ function inferNode(n: Node): void {
       const axes = new Set((axesV as number[]).map((a) => normAxis(a, s.length)));
       return setType(out, { elemType: elem(x), shape: keep ? s.map((d, i) => (axes.has(i) ? 1 : d)) : s.filter((_, i) => !axes.has(i)) });
     }
+    case 'Attention':
+    case 'MultiHeadAttention':
+    case 'GroupQueryAttention':
+      // fused attention (ONNX and com.microsoft): without types here, a contradiction after the op would
+      // only surface once a rewrite replaces the op with a typed one, and convert would blame the rewrite
+      if (n.domain !== '' && n.domain !== 'com.microsoft') return;
+      for (const o of n.outputs) setType(o, { elemType: elem(x), shape: undefined });
+      setType(out, { elemType: elem(x), shape: fusedAttentionShape(n) });
+      return;
     case 'Split': {
       const s = shapeOf(x);
       if (!s) return;

@@ -13,7 +13,7 @@
  *   rename), and the temporary file `.attnpass-tmp-<pid>-<stamp>-<name>` beside it is the one leftover;
  *   delete it by hand.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AttnpassError, fail } from '../errors.js';
 
@@ -56,6 +56,10 @@ export class AtomicFile {
   readonly tempPath: string;
   private fd: number;
   private position = 0;
+  /** a write-back started by `flushInBackground` and not yet finished */
+  private flushing: Promise<void> | undefined;
+  /** what a background write-back failed with: reported by the close, as the final fsync may not see it again */
+  private flushError: NodeJS.ErrnoException | undefined;
 
   constructor(readonly target: string) {
     installCleanup();
@@ -82,19 +86,40 @@ export class AtomicFile {
     this.position += chunk.length;
   }
 
-  /** Like `write`, in slices, letting the event loop run between them (so a signal can stop a long write). */
+  /**
+   * Like `write`, in slices, letting the event loop run between them (so a signal can stop a long write),
+   * with the disk writing back in the background meanwhile.
+   */
   async writeAsync(chunk: Uint8Array, slice = 8 << 20): Promise<void> {
     for (let at = 0; at < chunk.length; at += slice) {
       this.write(chunk.subarray(at, Math.min(chunk.length, at + slice)));
+      this.flushInBackground();
       await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
       if (this.fd < 0) fail('io', `writing ${this.target} was interrupted; nothing was written there.`);
     }
+  }
+
+  /**
+   * Starts writing what the file holds so far to disk on libuv's thread pool (unless that is still running
+   * from an earlier call), so that the disk works while more is written and the final fsync has little
+   * left to do. Only for files closed with `closeAsync()`, which waits for it.
+   */
+  flushInBackground(): void {
+    if (this.flushing || this.fd < 0) return;
+    this.flushing = new Promise((done) => {
+      fdatasync(this.fd, (err) => {
+        if (err) this.flushError ??= err;
+        this.flushing = undefined;
+        done();
+      });
+    });
   }
 
   /** Flushes and closes; the temporary file stays until `rename()`. */
   close(): void {
     if (this.fd < 0) return;
     try {
+      if (this.flushError) throw this.flushError;
       fsyncSync(this.fd);
     } catch (err) {
       fail('io', `flushing ${this.target} failed (${(err as NodeJS.ErrnoException).code}); nothing was written there.`, err);
@@ -102,6 +127,12 @@ export class AtomicFile {
       closeSync(this.fd);
       this.fd = -1;
     }
+  }
+
+  /** `close()` once a background write-back has finished (it uses the file descriptor). */
+  async closeAsync(): Promise<void> {
+    await this.flushing;
+    this.close();
   }
 
   rename(): void {
@@ -145,7 +176,7 @@ export function writeAtomically(files: AtomicFile[], fill: () => void): void {
 export async function writeAtomicallyAsync(files: AtomicFile[], fill: () => Promise<void>): Promise<void> {
   try {
     await fill();
-    for (const f of files) f.close();
+    for (const f of files) await f.closeAsync();
     // one more turn of the event loop: a signal that arrived during the flush stops us before the rename
     await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
     if (files.some((f) => !live.has(f))) fail('io', `writing ${files[files.length - 1]!.target} was interrupted; nothing was written there.`);

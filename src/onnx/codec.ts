@@ -34,14 +34,16 @@ export function toBigInt(v: Int64 | null | undefined): bigint {
   if (v === null || v === undefined) return 0n;
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') return BigInt(v);
-  return BigInt(v.toString());
+  // a Long's number is exact when it is a safe integer (a rounded one never is); its decimal text is slow
+  const n = v.toNumber();
+  return Number.isSafeInteger(n) ? BigInt(n) : BigInt(v.toString());
 }
 
 /**
  * A safe JS number from an int64; throws (an AttnpassError, code 'invalid-model') on values past 2^53 so
  * they are never silently rounded. `what` names the field in the message.
  */
-export function toNumber(v: Int64 | null | undefined, what = 'an int64 field'): number {
+export function toNumber(v: Int64 | null | undefined, what: string | (() => string) = 'an int64 field'): number {
   if (typeof v === 'number') {
     if (Number.isSafeInteger(v)) return v;
   } else if (v != null && typeof v !== 'bigint' && (v.high === 0 || (v.high === -1 && v.low !== 0))) {
@@ -49,7 +51,7 @@ export function toNumber(v: Int64 | null | undefined, what = 'an int64 field'): 
   }
   const b = toBigInt(v);
   if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < BigInt(Number.MIN_SAFE_INTEGER)) {
-    fail('invalid-model', `${what} is ${b}, which does not fit a JS number (|x| ≤ 2^53); such a value cannot be a real size or count. The model is damaged.`);
+    fail('invalid-model', `${typeof what === 'string' ? what : what()} is ${b}, which does not fit a JS number (|x| ≤ 2^53); such a value cannot be a real size or count. The model is damaged.`);
   }
   return Number(b);
 }

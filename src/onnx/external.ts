@@ -42,6 +42,8 @@ export function externalDataRef(tensor: TensorProto): ExternalDataRef {
 
 export class ExternalDataFiles {
   private readonly fds = new Map<string, { fd: number; size: number }>();
+  /** locations already resolved and checked (a 7B model has hundreds of tensors in one file) */
+  private readonly resolved = new Map<string, string>();
   private readonly realBase: string | undefined;
 
   /** `baseDir`: the model's folder; undefined for a model loaded from bytes (no external data possible). */
@@ -107,6 +109,7 @@ export class ExternalDataFiles {
   close(): void {
     for (const { fd } of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    this.resolved.clear();
   }
 
   private checkedLength(ref: ExternalDataRef, size: number, tensorName: string | null | undefined): number {
@@ -118,7 +121,11 @@ export class ExternalDataFiles {
   }
 
   private open(location: string, tensorName: string | null | undefined): { fd: number; size: number } {
-    const path = this.resolve(location, tensorName);
+    let path = this.resolved.get(location);
+    if (path === undefined) {
+      path = this.resolve(location, tensorName);
+      this.resolved.set(location, path);
+    }
     let file = this.fds.get(path);
     if (!file) {
       let fd: number;

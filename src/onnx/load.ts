@@ -1,5 +1,5 @@
 /** Loading an ONNX model from a file or from bytes, with clear errors for anything that is not one. */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, read, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AttnpassError, fail } from '../errors.js';
 import { onnx, toBigInt, type ModelProto } from './codec.js';
@@ -26,12 +26,19 @@ export interface LoadOptions {
 }
 
 export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): LoadedModel {
-  const path = typeof source === 'string' ? resolve(source) : undefined;
-  const label = path ?? '<bytes>';
-  const bytes = typeof source === 'string' ? readWholeFile(path!) : source;
-  const proto = decodeModel(bytes, label);
-  const baseDir = path ? dirname(path) : options.baseDir;
-  return { proto, path, external: new ExternalDataFiles(baseDir), bytes };
+  if (typeof source !== 'string') return { proto: decodeModel(source, '<bytes>'), path: undefined, external: new ExternalDataFiles(options.baseDir), bytes: source };
+  const path = resolve(source);
+  return loadedFrom(path, readWholeFile(path));
+}
+
+/** `loadModel` of a file, read on libuv's thread pool (see `readWholeFileAsync`). */
+export async function loadModelAsync(source: string): Promise<LoadedModel> {
+  const path = resolve(source);
+  return loadedFrom(path, await readWholeFileAsync(path));
+}
+
+function loadedFrom(path: string, bytes: Uint8Array): LoadedModel {
+  return { proto: decodeModel(bytes, path), path, external: new ExternalDataFiles(dirname(path)), bytes };
 }
 
 /** Decodes and sanity-checks a ModelProto; errors name the file and the field where decoding stopped. */
@@ -67,6 +74,61 @@ export function decodeModel(bytes: Uint8Array, label: string): ModelProto {
 
 /** Reads a whole file; works past 2 GiB, where readFileSync stops. */
 export function readWholeFile(path: string): Buffer {
+  const { fd, size } = openModelFile(path);
+  try {
+    const out = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = readSync(fd, out, done, Math.min(size - done, MAX_READ), done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done !== size) fail('io', `${path}: the file shrank while it was being read.`);
+    return out;
+  } catch (err) {
+    readFailure(path, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * `readWholeFile` on libuv's thread pool, in `parts` pieces read side by side: the calling thread is free
+ * meanwhile (the CLI finishes its start-up then), and a large file is copied in by several threads.
+ */
+export async function readWholeFileAsync(path: string, parts = 2): Promise<Buffer> {
+  const { fd, size } = openModelFile(path);
+  try {
+    const out = Buffer.allocUnsafe(size);
+    const piece = Math.ceil(size / parts / PAGE) * PAGE;
+    const counts = await Promise.all(Array.from({ length: parts }, (_, i) => readRange(fd, out, i * piece, Math.max(0, Math.min(piece, size - i * piece)))));
+    if (counts.reduce((a, b) => a + b, 0) !== size) fail('io', `${path}: the file shrank while it was being read.`);
+    return out;
+  } catch (err) {
+    readFailure(path, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const MAX_READ = 1 << 30;
+const PAGE = 4096;
+
+/** Reads `length` bytes at `offset` into the same place of `out`; returns how many there were. */
+async function readRange(fd: number, out: Buffer, offset: number, length: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const n = await new Promise<number>((resolveRead, rejectRead) => {
+      read(fd, out, offset + done, Math.min(length - done, MAX_READ), offset + done, (err, bytes) => (err ? rejectRead(err) : resolveRead(bytes)));
+    });
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** Opens a model file for reading and checks that it is a regular file protobuf can hold. */
+function openModelFile(path: string): { fd: number; size: number } {
   let fd: number;
   try {
     // read-only; non-blocking so that a FIFO or device named as the model cannot hang the open
@@ -80,25 +142,19 @@ export function readWholeFile(path: string): Buffer {
     const stat = fstatSync(fd);
     if (stat.isDirectory()) fail('io', `${path}: is a folder, not a model file. Name the .onnx file inside it.`);
     if (!stat.isFile()) fail('io', `${path}: is not a regular file (a device, pipe or socket). Name an .onnx file.`);
-    const size = stat.size;
-    if (size > 0x7fffffff) {
-      fail('unsupported', `${path}: the file is ${size} bytes, past protobuf's 2 GiB limit, so it cannot be one ONNX model. Models this large keep their weights in external data files beside a small .onnx.`);
+    if (stat.size > 0x7fffffff) {
+      fail('unsupported', `${path}: the file is ${stat.size} bytes, past protobuf's 2 GiB limit, so it cannot be one ONNX model. Models this large keep their weights in external data files beside a small .onnx.`);
     }
-    const out = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, out, done, Math.min(size - done, 1 << 30), done);
-      if (n === 0) break;
-      done += n;
-    }
-    if (done !== size) fail('io', `${path}: the file shrank while it was being read.`);
-    return out;
+    return { fd, size: stat.size };
   } catch (err) {
-    if (err instanceof AttnpassError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR') fail('io', `${path}: is a folder, not a model file. Name the .onnx file inside it.`, err);
-    fail('io', `${path}: cannot read the model (${code ?? (err as Error).message}).`, err);
-  } finally {
     closeSync(fd);
+    readFailure(path, err);
   }
+}
+
+function readFailure(path: string, err: unknown): never {
+  if (err instanceof AttnpassError) throw err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') fail('io', `${path}: is a folder, not a model file. Name the .onnx file inside it.`, err);
+  fail('io', `${path}: cannot read the model (${code ?? (err as Error).message}).`, err);
 }

@@ -168,6 +168,7 @@ export async function saveModelAsync(proto: ModelProto, target: string, options:
         for (const t of plan.toCopy) {
           restore.push(copyExternal(t, options.external!, dataFile, plan.dataName));
           options.progress?.(dataFile.bytesWritten, total, 'data');
+          dataFile.flushInBackground();
           await new Promise<void>((r) => setImmediate(r));
         }
         for (const t of plan.toMove) {

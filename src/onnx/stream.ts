@@ -52,6 +52,8 @@ interface TypeInfo {
   name: string;
   codec: Codec;
   fields: FieldInfo[];
+  /** the fields that can lead to a large payload, the only ones `carriesLarge` looks at */
+  carriers: FieldInfo[];
 }
 
 /** protobufjs's property naming: snake_case → camelCase */
@@ -97,12 +99,13 @@ function buildTables(): void {
     // a field the codec does not know by that name would be dropped: encode such a type whole instead
     const proto = (codec as unknown as { prototype?: object }).prototype;
     if (!proto || fields.some((f) => !(f.prop in proto))) continue;
-    TYPES.set(type, { name: type, codec, fields });
+    TYPES.set(type, { name: type, codec, fields, carriers: [] });
   }
 }
 buildTables();
 // a carrier whose type could not be registered is encoded as an ordinary field
 for (const t of TYPES.values()) for (const f of t.fields) if (f.carrier && f.spec[1] === 'message' && !TYPES.has(f.spec[3]!)) f.carrier = false;
+for (const t of TYPES.values()) t.carriers = t.fields.filter((f) => f.carrier);
 
 function varint(value: number): Uint8Array {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`cannot encode ${value} as a length`);
@@ -129,8 +132,8 @@ class PartsEncoder {
     const known = this.large.get(message);
     if (known !== undefined) return known;
     let found = false;
-    for (const f of type.fields) {
-      if (!f.carrier || message[f.prop] == null || !has(message, f.prop)) continue;
+    for (const f of type.carriers) {
+      if (message[f.prop] == null || !has(message, f.prop)) continue;
       const value = message[f.prop];
       if (f.spec[1] === 'bytes') {
         found = value instanceof Uint8Array && value.length >= this.minView;
@@ -242,6 +245,8 @@ export function concatParts(encoded: EncodedParts): Uint8Array {
 /** Where parts are written: AtomicFile has this shape. */
 export interface ByteSink {
   write(chunk: Uint8Array): void;
+  /** called by `writePartsAsync` between slices: lets the disk write back meanwhile (AtomicFile) */
+  flushInBackground?(): void;
 }
 
 export interface WritePartsOptions {
@@ -282,6 +287,7 @@ export async function writePartsAsync(encoded: EncodedParts, sink: ByteSink & { 
       options.progress?.(written, encoded.length);
       if (sinceYield >= slice) {
         sinceYield = 0;
+        sink.flushInBackground?.();
         await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
       }
     }

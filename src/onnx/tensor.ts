@@ -10,7 +10,7 @@ import { isExternal, type ExternalDataFiles } from './external.js';
 
 export function tensorDims(t: TensorProto): number[] {
   return (t.dims ?? []).map((d, i) => {
-    const n = toNumber(d, `tensor '${t.name}': dims[${i}]`);
+    const n = toNumber(d, () => `tensor '${t.name}': dims[${i}]`);
     if (n < 0) fail('invalid-model', `tensor '${t.name}': dims[${i}] is ${n}; tensor dimensions cannot be negative. The model is damaged; re-export it.`);
     return n;
   });

@@ -141,45 +141,85 @@ function walk(bytes: Uint8Array, type: string, start: number, end: number, path:
   }
 }
 
-/** Fields whose wire type disagrees with the schema (the decoder keeps them as unknown fields). */
-export function wireTypeMismatches(bytes: Uint8Array, limit = 5): Array<{ path: string; offset: number; expected: number; found: number }> {
-  const out: Array<{ path: string; offset: number; expected: number; found: number }> = [];
-  const visit = (type: string, start: number, end: number, path: string, depth: number): void => {
+export interface WireTypeMismatch {
+  path: string;
+  offset: number;
+  expected: number;
+  found: number;
+}
+
+/**
+ * Fields whose wire type disagrees with the schema (the decoder keeps them as unknown fields). It runs on
+ * every load, so it reads varints as plain numbers and builds a field's path only for a mismatch.
+ */
+export function wireTypeMismatches(bytes: Uint8Array, limit = 5): WireTypeMismatch[] {
+  const out: WireTypeMismatch[] = [];
+  const varint = new VarintReader(bytes);
+  const visit = (type: string, start: number, end: number, path: () => string, depth: number): void => {
     if (depth > MAX_DEPTH || out.length >= limit) return;
     const fields = WIRE_SCHEMA[type] ?? {};
-    const counts = new Map<number, number>();
+    const counts: number[] = [];
     let pos = start;
-    try {
-      while (pos < end && out.length < limit) {
-        const tagAt = pos;
-        const tag = readVarint(bytes, pos, end, path, 'tag', bytes.length);
-        pos = tag.next;
-        const fieldNo = Number(tag.value >> 3n);
-        const wire = Number(tag.value & 7n);
-        const spec = fields[fieldNo];
-        const index = counts.get(fieldNo) ?? 0;
-        counts.set(fieldNo, index + 1);
-        const fieldPath = `${path ? `${path}.` : ''}${spec ? spec[0] : `#${fieldNo}`}${spec && spec[2] !== 'optional' && spec[1] === 'message' ? `[${index}]` : ''}`;
-        if (spec) {
-          const expected = wireTypeFor(spec);
-          const packedOk = wire === 2 && spec[2] !== 'optional' && spec[1] !== 'message' && spec[1] !== 'string' && spec[1] !== 'bytes';
-          if (wire !== expected && !packedOk) out.push({ path: fieldPath, offset: tagAt, expected, found: wire });
-        }
-        if (wire === 0) pos = readVarint(bytes, pos, end, path, 'v', bytes.length).next;
-        else if (wire === 1) pos += 8;
-        else if (wire === 5) pos += 4;
-        else if (wire === 2) {
-          const len = readVarint(bytes, pos, end, path, 'len', bytes.length);
-          pos = len.next;
-          const n = Number(len.value);
-          if (spec && spec[1] === 'message' && wire === wireTypeFor(spec)) visit(spec[3]!, pos, Math.min(end, pos + n), fieldPath, depth + 1);
-          pos += n;
-        } else return;
+    while (pos < end && out.length < limit) {
+      const tagAt = pos;
+      // a field that cannot be read ends this message; decode problems are reported elsewhere
+      if (!varint.read(pos, end)) return;
+      pos = varint.next;
+      const wire = bytes[tagAt]! & 7;
+      const fieldNo = (varint.value - wire) / 8;
+      const spec = fields[fieldNo];
+      const indexed = spec !== undefined && spec[2] !== 'optional' && spec[1] === 'message';
+      const index = indexed ? (counts[fieldNo] ?? 0) : 0;
+      if (indexed) counts[fieldNo] = index + 1;
+      if (spec) {
+        const expected = wireTypeFor(spec);
+        const packedOk = wire === 2 && spec[2] !== 'optional' && spec[1] !== 'message' && spec[1] !== 'string' && spec[1] !== 'bytes';
+        if (wire !== expected && !packedOk) out.push({ path: fieldPath(path(), spec, indexed ? index : undefined), offset: tagAt, expected, found: wire });
       }
-    } catch {
-      // decode problems are reported elsewhere
+      if (wire === 0) {
+        if (!varint.read(pos, end)) return;
+        pos = varint.next;
+      } else if (wire === 1) pos += 8;
+      else if (wire === 5) pos += 4;
+      else if (wire === 2) {
+        if (!varint.read(pos, end)) return;
+        pos = varint.next;
+        const n = varint.value;
+        if (spec && spec[1] === 'message') visit(spec[3]!, pos, Math.min(end, pos + n), () => fieldPath(path(), spec, indexed ? index : undefined), depth + 1);
+        pos += n;
+      } else return;
     }
   };
-  visit('ModelProto', 0, bytes.length, '', 0);
+  visit('ModelProto', 0, bytes.length, () => '', 0);
   return out;
+}
+
+/** `graph.node[3]`: a field's path below its message's (`index` for a repeated message field). */
+function fieldPath(parent: string, spec: FieldSpec, index: number | undefined): string {
+  return `${parent ? `${parent}.` : ''}${spec[0]}${index === undefined ? '' : `[${index}]`}`;
+}
+
+/** Reads varints as numbers (exact below 2^53, which every offset and length is) without allocating. */
+class VarintReader {
+  value = 0;
+  next = 0;
+
+  constructor(private readonly bytes: Uint8Array) {}
+
+  /** Reads the varint at `pos`; false when it runs past `end` or over 10 bytes. */
+  read(pos: number, end: number): boolean {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10 && pos + i < end; i++) {
+      const b = this.bytes[pos + i]!;
+      value += (b & 0x7f) * scale;
+      scale *= 128;
+      if ((b & 0x80) === 0) {
+        this.value = value;
+        this.next = pos + i + 1;
+        return true;
+      }
+    }
+    return false;
+  }
 }

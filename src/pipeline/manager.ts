@@ -16,6 +16,8 @@ export interface RunOptions {
   options?: Record<string, Record<string, unknown>>;
   /** validate the model after every pass (tests do) */
   validateEach?: boolean;
+  /** the model's types are already inferred (e.g. by validating it): skip the inference before the first pass */
+  inferred?: boolean;
   customOps?: CustomOpCheck;
   report?: (line: string) => void;
   progress?: (done: number, total: number, label?: string) => void;
@@ -81,10 +83,11 @@ function withDefaults(pass: Pass, given: Record<string, unknown> = {}): Record<s
   return out;
 }
 
+/** Runs the passes in order. Types are inferred before the first pass and after each that changed them, so they are current when it returns. */
 export async function runPasses(model: Model, passes: Pass[], options: RunOptions = {}): Promise<PassRun[]> {
   const results = new Map<string, PassResult>();
   const runs: PassRun[] = [];
-  inferModel(model);
+  if (!options.inferred) inferModel(model);
   for (const pass of passes) {
     const ctx: PassContext = {
       model,
@@ -104,7 +107,7 @@ export async function runPasses(model: Model, passes: Pass[], options: RunOption
     if (!result || typeof result.modified !== 'boolean') fail('plugin', `pass '${pass.name}' must return { modified: boolean, ... }.`);
     results.set(pass.name, result);
     runs.push({ name: pass.name, result, millis: performance.now() - start });
-    if (result.modified) inferModel(model);
+    if (result.modified && !result.typesUnchanged) inferModel(model);
     if (options.validateEach) assertValid(model, { customOps: options.customOps, context: `after pass '${pass.name}'` });
   }
   return runs;

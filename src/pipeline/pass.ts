@@ -31,6 +31,8 @@ export interface PassResult {
   counts?: Record<string, number>;
   /** anything later passes or the report need (e.g. the attention sites found) */
   data?: unknown;
+  /** true when no remaining value's type can have changed (the pass only removed what nobody used): types are not inferred again */
+  typesUnchanged?: boolean;
 }
 
 export interface Pass {

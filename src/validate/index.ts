@@ -21,7 +21,7 @@
  */
 import { AttnpassError } from '../errors.js';
 import type { Dim, Graph, Node, Value } from '../ir/graph.js';
-import { topologicalOrder } from '../ir/graph.js';
+import { isInTopologicalOrder, topologicalOrder } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import { inferModel, shapeValueOf } from '../ir/infer.js';
 import { DataType, onnx, toBigInt, type TensorProto } from '../onnx/codec.js';
@@ -101,8 +101,9 @@ function checkGraph(ctx: Ctx, g: Graph, opsets: Map<string, number>, label: stri
   const { out } = ctx;
   // order: every input is defined before it is used
   const defined = new Set<Value>(g.values().filter((v) => v.isGraphInput || v.initializer || v.sparseInitializer));
-  const order = topologicalOrder(g);
-  if (!order.ok) {
+  // a graph in order has no cycle; only one out of order needs the (slower) sort to tell
+  const order = isInTopologicalOrder(g) ? undefined : topologicalOrder(g);
+  if (order && !order.ok) {
     out.push({ rule: 'acyclic', message: `${label} has a cycle: ${order.cycle.map((n) => n.describe()).join(' → ')} → back to the first. A graph must be acyclic; the export is damaged.`, graph: g.name, node: order.cycle[0]?.describe() });
   } else {
     let reported = 0;
@@ -128,8 +129,15 @@ function checkGraph(ctx: Ctx, g: Graph, opsets: Map<string, number>, label: stri
       if (!ctx.model.issues.some((i) => i.value === v.name)) out.push({ rule: 'outputs', message: `${label}: output '${v.name}' is not produced by any node. Remove it or add the node that makes it.`, graph: g.name, value: v.name });
     }
   }
-  for (const v of g.initializers) checkTensor(ctx, v.initializer!, `${label}: initializer '${v.name}'`, g);
+  for (const v of g.initializers) {
+    checkTensor(ctx, v.initializer!, () => `${label}: initializer '${v.name}'`, g);
+    checkInitializerDeclaration(ctx, v, label, g);
+  }
   for (const v of [...g.inputs, ...g.outputs]) if (v.graph === g || g.outputs.includes(v)) checkDeclaredShape(ctx, v, label, g);
+  // node outputs get this check with their node; graph inputs have no node
+  for (const v of g.inputs) {
+    if (v.type?.elemType && !isKnownElementType(v.type.elemType)) out.push({ rule: 'types', message: `${label}: graph input '${v.name}' is declared with element type ${v.type.elemType}, which ONNX does not define. Fix its declared type.`, graph: g.name, value: v.name });
+  }
   for (const e of g._valueInfo) if (e.value && e.value.graph === g) checkDeclaredShape(ctx, e.value, label, g);
   const seenNames = new Set<string>();
   for (const n of g.nodes) {
@@ -151,14 +159,34 @@ function checkDeclaredShape(ctx: Ctx, v: Value, label: string, g: Graph): void {
   ctx.out.push({ rule: 'shapes', message: `${label}: '${v.name}' is declared with dimension ${dimText(bad)} (shape [${v.type!.shape!.map(dimText).join(', ')}]); a dimension must be between 0 and 2^40. Use dim_param for a dynamic dimension, or fix the export.`, graph: g.name, value: v.name });
 }
 
+/**
+ * A declaration of an initializer (graph input, graph output or value_info) replaces its type when lifted,
+ * so one that contradicts the tensor's own element type, rank or dims would make shapes lie downstream.
+ */
+function checkInitializerDeclaration(ctx: Ctx, v: Value, label: string, g: Graph): void {
+  const t = v.initializer!;
+  const declared = v.type;
+  if (!declared || !isKnownElementType(t.dataType ?? 0)) return;
+  const dims = (t.dims ?? []).map((d) => Number(toBigInt(d)));
+  const elemClash = declared.elemType !== 0 && declared.elemType !== t.dataType;
+  const shapeClash = declared.shape !== undefined && (declared.shape.length !== dims.length || declared.shape.some((d, i) => typeof d === 'number' && d !== dims[i]));
+  if (!elemClash && !shapeClash) return;
+  const shape = declared.shape ? `[${declared.shape.map(dimText).join(', ')}]` : '[?]';
+  ctx.out.push({ rule: 'types', message: `${label}: initializer '${v.name}' holds [${dims.join(', ')}] of ${typeName(t.dataType ?? 0)}, but it is declared (graph input, output or value_info) as ${shape} of ${typeName(declared.elemType)}. Fix the declaration or the initializer.`, graph: g.name, value: v.name });
+}
+
+/** Ops whose `axis` attribute names one axis of input 0, with its default. */
+const AXIS_DEFAULTS = new Map([['Softmax', -1], ['LogSoftmax', -1], ['Concat', 0], ['Gather', 0], ['Split', 0]]);
+
 function dimText(d: Dim): string {
   if (typeof d === 'number' && Math.abs(d) >= 2 ** 53) return `≈${d.toExponential(3)} (2^${Math.log2(Math.abs(d)).toFixed(0)})`;
   return d === undefined ? '?' : String(d);
 }
 
-function checkTensor(ctx: Ctx, t: TensorProto, where: string, g: Graph): void {
+/** `where` names the tensor in a message; a function, as building it for every tensor of a large model would cost more than the check. */
+function checkTensor(ctx: Ctx, t: TensorProto, where: () => string, g: Graph): void {
   const push = (message: string): void => {
-    ctx.out.push({ rule: 'tensor', message: `${where}: ${message}`, graph: g.name, value: t.name ?? undefined });
+    ctx.out.push({ rule: 'tensor', message: `${where()}: ${message}`, graph: g.name, value: t.name ?? undefined });
   };
   const code = t.dataType ?? 0;
   if (code === 0 || !isKnownElementType(code)) {
@@ -174,11 +202,11 @@ function checkTensor(ctx: Ctx, t: TensorProto, where: string, g: Graph): void {
   const numel = dims.reduce((a, b) => a * b, 1n);
   const bits = BigInt(elementType(code).bits);
   const need = (numel * bits + 7n) / 8n;
-  const shape = `[${dims.join(', ')}] of ${elementType(code).name}`;
+  const shape = (): string => `[${dims.join(', ')}] of ${elementType(code).name}`;
   if (isExternal(t)) {
     try {
       const have = ctx.model.external.regionLength(t);
-      if (BigInt(have) !== need) push(`external data holds ${have} bytes but dims ${shape} need ${need}. Fix the external_data 'length' entry or re-save the model.`);
+      if (BigInt(have) !== need) push(`external data holds ${have} bytes but dims ${shape()} need ${need}. Fix the external_data 'length' entry or re-save the model.`);
     } catch (err) {
       if (!(err instanceof AttnpassError)) throw err;
       ctx.out.push({ rule: 'tensor', message: err.message, graph: g.name, value: t.name ?? undefined });
@@ -190,11 +218,11 @@ function checkTensor(ctx: Ctx, t: TensorProto, where: string, g: Graph): void {
     return;
   }
   if (t.rawData && t.rawData.length > 0) {
-    if (BigInt(t.rawData.length) !== need) push(`raw_data has ${t.rawData.length} bytes but dims ${shape} need ${need}. The file is damaged or was written by a faulty tool; re-export it.`);
+    if (BigInt(t.rawData.length) !== need) push(`raw_data has ${t.rawData.length} bytes but dims ${shape()} need ${need}. The file is damaged or was written by a faulty tool; re-export it.`);
     return;
   }
   if (code === DataType.STRING) {
-    if (BigInt(t.stringData?.length ?? 0) !== numel) push(`string_data has ${t.stringData?.length ?? 0} values but dims ${shape} need ${numel}.`);
+    if (BigInt(t.stringData?.length ?? 0) !== numel) push(`string_data has ${t.stringData?.length ?? 0} values but dims ${shape()} need ${numel}.`);
     return;
   }
   const [field, count] =
@@ -205,15 +233,15 @@ function checkTensor(ctx: Ctx, t: TensorProto, where: string, g: Graph): void {
     : ['int32_data', t.int32Data?.length ?? 0];
   const expected = bits === 4n ? (numel + 1n) / 2n : bits === 2n ? (numel + 3n) / 4n : numel;
   if (BigInt(count) !== expected && !(count === 0 && numel === 0n)) {
-    push(`holds ${count} value(s) in ${field} (and no raw_data) but dims ${shape} need ${expected}. The file is damaged; re-export it.`);
+    push(`holds ${count} value(s) in ${field} (and no raw_data) but dims ${shape()} need ${expected}. The file is damaged; re-export it.`);
   }
 }
 
 function checkNode(ctx: Ctx, n: Node, g: Graph, opsets: Map<string, number>, label: string, inFunction: boolean): void {
   const { out } = ctx;
-  const where = `${label}: ${n.describe()}`;
+  const where = (): string => `${label}: ${n.describe()}`;
   const push = (rule: string, message: string, value?: string): void => {
-    out.push({ rule, message: `${where}${message}`, graph: g.name, node: n.describe(), value });
+    out.push({ rule, message: `${where()}${message}`, graph: g.name, node: n.describe(), value });
   };
   if (!n.opType) {
     push('unknown-op', ` has no op_type. Every node names its operator; the file is damaged.`);
@@ -253,8 +281,8 @@ function checkNode(ctx: Ctx, n: Node, g: Graph, opsets: Map<string, number>, lab
     checkShapes(n, push);
   }
   for (const a of n.attributes.values()) {
-    if (a.t) checkTensor(ctx, a.t, `${where}: attribute '${a.name}'`, g);
-    for (const t of a.tensors ?? []) checkTensor(ctx, t, `${where}: attribute '${a.name}'`, g);
+    if (a.t) checkTensor(ctx, a.t, () => `${where()}: attribute '${a.name}'`, g);
+    for (const t of a.tensors ?? []) checkTensor(ctx, t, () => `${where()}: attribute '${a.name}'`, g);
   }
   for (const v of n.outputs) {
     if (v?.type && v.type.elemType && !isKnownElementType(v.type.elemType)) {
@@ -348,9 +376,10 @@ function checkShapes(n: Node, push: Push): void {
       }
     }
   }
-  if (n.opType === 'Softmax' || n.opType === 'LogSoftmax') {
+  const axisDefault = AXIS_DEFAULTS.get(n.opType);
+  if (axisDefault !== undefined) {
     const s = shape(0);
-    const axis = n.attrInt('axis', -1);
+    const axis = n.attrInt('axis', axisDefault);
     if (s && (axis < -s.length || axis >= s.length)) push('shapes', `: axis ${axis} is out of range for its rank-${s.length} input. Use an axis in [${-s.length}, ${s.length - 1}].`);
   }
   if (n.opType === 'Transpose') {

@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { G, F32, BOOL, I64, eagerAttention, type EagerOptions } from './graphs.js';
 import { detectProto, spliceAndCompare } from './support-run.js';
-import type { ModelProto } from '../../src/onnx/codec.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { onnx, type ModelProto } from '../../src/onnx/codec.js';
+import { attentionModel, attrInt, vi } from '../onnx/models.js';
+import { modelPath } from './support.js';
 
 const table: Array<{ name: string; proto: () => ModelProto; reason: RegExp }> = [
   { name: 'a Softmax over a graph input, multiplied by V', proto: () => eagerAttention({ scoresFromInput: true }), reason: /not scale·Q·Kᵀ.*graph input/ },
@@ -89,6 +92,25 @@ describe('fused forms that cannot be spelled out exactly are unproven', () => {
     );
     expect(d.unproven[0]?.reason).toMatch(/smooth softmax/);
   });
+  it('GroupQueryAttention with an int8 (quantized) past_key (found by the fuzzer: the rewrite concatenated it with float keys)', () => {
+    const past: Array<[string, number, Array<number | string>]> = [['past_k', 3, ['b', 1, 'p', 8]], ['past_v', F32, ['b', 1, 'p', 8]]];
+    const d = detectProto(
+      fused('GroupQueryAttention', 'com.microsoft', { num_heads: 2, kv_num_heads: 1 }, [q3, kv3, v3, ...past, ['seqlens_k', 6, ['b']], ['total', 6, []]], [['y', F32, ['b', 's', 16]], ['pk', F32, ['b', 1, 't', 8]], ['pv', F32, ['b', 1, 't', 8]]], { '': 17, 'com.microsoft': 1 }),
+    );
+    expect(d.sites).toEqual([]);
+    expect(d.unproven[0]?.reason).toMatch(/'past_k' is int8 but 'q' is float32; mixed-type \(e\.g\. quantized\) K\/V caches are not materialized/);
+  });
+  it.each([
+    { what: 'a scalar past_key', pastK: [] as Array<number | string>, pastV: ['b', 1, 'p', 8], reason: /past_key 'past_k' is \[\]; it must be \[B, 1, past, 8\]/ },
+    { what: 'a past_value of head dim 1', pastK: ['b', 1, 'p', 8], pastV: ['b', 1, 'p', 1], reason: /past_value 'past_v' is \[b, 1, p, 1\]; it must be \[B, 1, past, 8\]/ },
+  ])('GroupQueryAttention with $what (found by the fuzzer: the rewrite concatenated it with the new keys)', ({ pastK, pastV, reason }) => {
+    const past: Array<[string, number, Array<number | string>]> = [['past_k', F32, pastK], ['past_v', F32, pastV]];
+    const d = detectProto(
+      fused('GroupQueryAttention', 'com.microsoft', { num_heads: 2, kv_num_heads: 1 }, [q3, kv3, v3, ...past, ['seqlens_k', 6, ['b']], ['total', 6, []]], [['y', F32, ['b', 's', 16]], ['pk', F32, ['b', 1, 't', 8]], ['pv', F32, ['b', 1, 't', 8]]], { '': 17, 'com.microsoft': 1 }),
+    );
+    expect(d.sites).toEqual([]);
+    expect(d.unproven[0]?.reason).toMatch(reason);
+  });
   it('MultiHeadAttention with beam-search cache indirection', () => {
     const ins: Array<[string, number, Array<number | string>] | undefined> = [['q', F32, ['b', 1, 16]], ['k', F32, ['b', 's', 16]], ['v', F32, ['b', 's', 16]], undefined, undefined, undefined, ['pk', F32, ['b', 2, 'p', 8]], ['pv', F32, ['b', 2, 'p', 8]], ['psl', I64, [1]], ['ci', 6, ['b', 'w', 'm']]];
     const d = detectProto(fused('MultiHeadAttention', 'com.microsoft', { num_heads: 2 }, ins, [['y', F32, ['b', 1, 16]]], { '': 17, 'com.microsoft': 1 }));
@@ -101,6 +123,27 @@ describe('fused forms that cannot be spelled out exactly are unproven', () => {
   it('a packed-sequence op', () => {
     const d = detectProto(fused('PackedAttention', 'com.microsoft', { num_heads: 2 }, [['x', F32, ['t', 16]], ['w', F32, [16, 48]]], [['y', F32, ['t', 16]]], { '': 17, 'com.microsoft': 1 }));
     expect(d.unproven[0]?.reason).toMatch(/no exact standard-op spelling/);
+  });
+});
+
+describe('damaged graphs end promptly', () => {
+  // found by the fuzzer: Concat axis 2^31 - 1 on gemma's key path made shape arrays 2^31 long (a hang)
+  it.skipIf(!existsSync(modelPath('gemma-dynamo')))('an out-of-range Concat axis before K (no validation first)', () => {
+    const proto = onnx.ModelProto.decode(readFileSync(modelPath('gemma-dynamo')));
+    const concat = proto.graph!.node!.find((n) => n.name === 'node_Concat_233')!;
+    concat.attribute = [attrInt('axis', 2 ** 31 - 1)];
+    const started = performance.now();
+    const d = detectProto(proto);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(d.sites.length + d.unproven.length).toBeGreaterThan(0);
+  });
+
+  // found by the fuzzer: the mask prover allocated a sample of the declared shape and threw a RangeError
+  it('a mask input declared with 2^31 - 1 query rows', () => {
+    const proto = attentionModel({ mask: true });
+    proto.graph!.input![1] = vi('mask', F32, ['batch', 1, 2 ** 31 - 1, 'seq']);
+    const d = detectProto(proto);
+    expect(d.sites.length + d.unproven.length).toBe(1);
   });
 });
 

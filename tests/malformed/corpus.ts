@@ -195,6 +195,7 @@ function specs(): Spec[] {
     { name: 'initializer-dim-2e62', what: 'an initializer with a 2^62 dim', make: () => { const m = attentionModel(); m.graph!.initializer![2]!.dims = [Long.fromString('4611686018427387904'), Long.fromNumber(16)]; return m; }, message: /initializer 'Wv': dims\[0\] is 4611686018427387904; a tensor dimension must be between 0 and 2\^40/, names: ['Wv'] },
     { name: 'raw-data-length', what: 'raw_data 1000 bytes for a [16, 16] float weight', make: () => { const m = attentionModel(); m.graph!.initializer![3]!.rawData = new Uint8Array(1000); return m; }, message: /initializer 'Wo': raw_data has 1000 bytes but dims \[16, 16\] of float32 need 1024/, names: ['Wo'] },
     { name: 'typed-data-count', what: 'float_data with 3 values for 256', make: () => { const m = attentionModel(); const t = m.graph!.initializer![0]!; delete (t as { rawData?: unknown }).rawData; t.floatData = [1, 2, 3]; return m; }, message: /initializer 'Wq': holds 3 value\(s\) in float_data \(and no raw_data\) but dims \[16, 16\] of float32 need 256/, names: ['Wq'] },
+    { name: 'initializer-declared-shape', what: 'a [16, 16] weight also listed as a graph output declared [2, 8] (found by the fuzzer)', make: () => { const m = attentionModel(); m.graph!.output!.push(vi('Wo', F32, [2, 8])); return m; }, message: /initializer 'Wo' holds \[16, 16\] of float32, but it is declared \(graph input, output or value_info\) as \[2, 8\] of float32\. Fix the declaration or the initializer/, names: ['Wo'] },
     { name: 'unknown-dtype', what: 'data_type 99', make: () => { const m = attentionModel(); m.graph!.initializer![0]!.dataType = 99; return m; }, message: /initializer 'Wq': data_type 99 is not an ONNX element type/, names: ['Wq'] },
 
     // ---------------------------------------------------------------- external data
@@ -223,7 +224,7 @@ function specs(): Spec[] {
 
 /**
  * The attention-like site whose mask has the wrong rank (5): a valid model (it runs), which `inspect` must
- * accept; once detection exists it must list the site as unproven.
+ * accept, listing the site as unproven with the mask rank as the reason (convert leaves it dense).
  */
 export function maskRankFive(): ModelProto {
   const m = attentionModel({ mask: true });

@@ -36,6 +36,13 @@ function g(m: ModelProto): GraphProto {
 const fnProto = (name: string, body: NodeProto[], extra: Partial<onnx.FunctionProto> = {}) =>
   onnx.FunctionProto.create({ name, domain: 'my.fn', input: ['a'], output: ['b'], node: body, opsetImport: [opset('', 17), opset('my.fn', 1)], ...extra });
 
+/** x [1, 2, 4] → com.microsoft `op`(x, x, x) → h → `tail` (reading h and the initializer `w`) → y */
+function afterFusedAttention(op: string, tail: NodeProto, w: onnx.TensorProto): ModelProto {
+  const attention = node(op, ['x', 'x', 'x'], ['h'], { name: 'fused', domain: 'com.microsoft', attribute: [attrInt('num_heads', 2), attrInt('kv_num_heads', 2)] });
+  const graph = onnx.GraphProto.create({ name: 'main', node: [attention, tail], initializer: [w], input: [vi('x', F32, [1, 2, 4])], output: [vi('y', F32, undefined)] });
+  return model(graph, { opsetImport: [opset('', 17), opset('com.microsoft', 1)] });
+}
+
 interface Case {
   kind: string;
   make: () => ModelProto;
@@ -226,6 +233,54 @@ const cases: Case[] = [
     },
     rule: 'types',
     message: /MatMul 'mm': inputs have different element types \('x': float32, 'W': int64\); MatMul needs them equal\. Insert a Cast/,
+  },
+  {
+    // found by the fuzzer: unknown before, the clash surfaced only once a rewrite replaced the fused op
+    kind: 'type disagreement after a fused com.microsoft attention',
+    make: () => afterFusedAttention('MultiHeadAttention', node('MatMul', ['h', 'W'], ['y'], { name: 'mm' }), int64Init('W', Array.from({ length: 12 }, (_, i) => i), [4, 3])),
+    rule: 'types',
+    message: /MatMul 'mm': inputs have different element types \('h': float32, 'W': int64\)/,
+  },
+  {
+    // found by the fuzzer: GroupQueryAttention keeps the query's shape, so h is [1, 2, 4]
+    kind: 'shape disagreement after a fused com.microsoft attention',
+    make: () => afterFusedAttention('GroupQueryAttention', node('Add', ['h', 'W'], ['y'], { name: 'add' }), floatTensor('W', [2, 3], () => 0)),
+    rule: 'shapes',
+    message: /Add 'add': input shapes 'h' \[1, 2, 4\] and 'W' \[2, 3\] cannot be broadcast together/,
+  },
+  {
+    // found by the fuzzer: the declaration replaced the weight's type, and shapes lied downstream
+    kind: 'an initializer declared with another shape',
+    make: () => {
+      const m = base();
+      g(m).output!.push(vi('W', F32, [2, 'n']));
+      return m;
+    },
+    rule: 'types',
+    message: /initializer 'W' holds \[4, 3\] of float32, but it is declared \(graph input, output or value_info\) as \[2, n\] of float32/,
+  },
+  {
+    // found by the fuzzer: a past_key input of element type 31 went unnoticed until a rewrite concatenated it
+    kind: 'a graph input of an element type ONNX does not define',
+    make: () => {
+      const m = base();
+      g(m).input = [vi('x', 31, [2, 4])];
+      return m;
+    },
+    rule: 'types',
+    message: /graph input 'x' is declared with element type 31, which ONNX does not define\. Fix its declared type/,
+  },
+  {
+    // found by the fuzzer: the unchecked axis made inference build a 2^31-long shape array (a hang)
+    kind: 'a Concat axis out of range',
+    make: () => {
+      const m = base();
+      g(m).node!.push(node('Concat', ['y', 'y'], ['z'], { name: 'cat', attribute: [attrInt('axis', 2 ** 31 - 1)] }));
+      g(m).output = [vi('z', F32, undefined)];
+      return m;
+    },
+    rule: 'shapes',
+    message: /Concat 'cat': axis 2147483647 is out of range for its rank-2 input\. Use an axis in \[-2, 1\]/,
   },
   {
     kind: 'declared output type contradicts the op',
