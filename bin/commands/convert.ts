@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Argv, Options } from 'yargs';
 import { convertModel, type ConvertReport } from '../../src/convert.js';
 import { fail } from '../../src/errors.js';
@@ -48,6 +49,8 @@ export function convertCommand(registry: PassRegistry, { describeOptions = true 
       const pass = String(args.pass);
       const model = String(args.model);
       const output = args.output ? String(args.output) : defaultOutput(model, pass);
+      // the default folder is ours to make; a folder the user named must already exist
+      if (!args.output) mkdirSync(dirname(output), { recursive: true });
       // each pass that runs reads the options it declares
       const extra = ((args.then as string[]) ?? []).map(String);
       const passOptions: Record<string, Record<string, unknown>> = {};

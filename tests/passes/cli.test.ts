@@ -22,6 +22,13 @@ beforeAll(() => {
 const fixture = fixtures().find((f) => f.meta.expected_sites.length > 0 && f.meta.kind === 'decoder');
 
 describe('convert and verify', () => {
+  it("the README's first command works in a folder with no out/: it makes out/ and writes there", () => {
+    const cwd = mkdtempSync(join(work, 'fresh-'));
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'attnpass.js'), 'convert', fixture!.model, '--quiet'], { cwd, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(join(cwd, 'out')).filter((f) => f.endsWith('.ast.onnx'))).toHaveLength(1);
+  });
+
   it('converts a fixture exactly, and verify passes', () => {
     const out = join(work, 'exact.onnx');
     const c = cli('convert', fixture!.model, '-o', out, '--pass', 'ast', '--exact', '--report', join(work, 'r.json'));
