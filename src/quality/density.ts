@@ -18,13 +18,19 @@
  *
  * Density 1 is each operator's exact setting.
  */
-import * as ort from 'onnxruntime-node';
 import { fail } from '../errors.js';
 import { keptFraction, type CostSettings } from '../report/cost.js';
 
 export const SWEEP_PASSES = ['ast', 'att', 'window', 'span'] as const;
 export type SweepPass = (typeof SWEEP_PASSES)[number];
 export type SpanRule = 'strided' | 'none';
+
+/** a tensor to feed, as the runner takes it (no onnxruntime import needed to make one) */
+export interface Int64Feed {
+  dtype: 'int64';
+  dims: number[];
+  data: BigInt64Array;
+}
 
 export interface DensitySetting {
   pass: SweepPass;
@@ -35,7 +41,7 @@ export interface DensitySetting {
   /** options of the pass as a whole (the span pass's default spans) */
   passOptions: Record<string, unknown>;
   /** inputs to feed the rewritten model (the span pass's spans) */
-  feeds?: Record<string, ort.Tensor>;
+  feeds?: Record<string, Int64Feed>;
   /** what the cost model is told about the emitted operator */
   cost: CostSettings;
 }
@@ -135,8 +141,8 @@ export function stridedSpans(seqLen: number, fraction: number, chunk = SPAN_CHUN
   return spans;
 }
 
-function spansFeed(spans: Array<[number, number]>): Record<string, ort.Tensor> {
-  return { [SPANS_INPUT]: new ort.Tensor('int64', BigInt64Array.from(spans.flat(), (x) => BigInt(x)), [1, spans.length, 2]) };
+function spansFeed(spans: Array<[number, number]>): Record<string, Int64Feed> {
+  return { [SPANS_INPUT]: { dtype: 'int64', dims: [1, spans.length, 2], data: BigInt64Array.from(spans.flat(), (x) => BigInt(x)) } };
 }
 
 function stridedSpanMapping(density: number, seqLen: number, causal: boolean): Mapping {

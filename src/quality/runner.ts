@@ -3,11 +3,12 @@
  * attention_mask, position_ids 0…S−1 where the model takes them, plus any extra feeds (e.g. the span
  * pass's `attnpass_spans`). Returns the logits [S, vocab] of each window.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { fail } from '../errors.js';
 import { loadModel } from '../onnx/load.js';
 import { encodeModel } from '../onnx/save.js';
 import { isExternal } from '../onnx/external.js';
+import { onnxRuntime } from '../runtime.js';
 
 export type Feeds = Record<string, unknown>;
 
@@ -31,8 +32,9 @@ async function createSession(path: string, fed: readonly string[]): Promise<{ se
       source = encodeModel(loaded.proto);
     }
     try {
+      const { InferenceSession } = await onnxRuntime();
       // two calls: the overloads take a path or bytes, not either
-      const session = typeof source === 'string' ? await ort.InferenceSession.create(source, SESSION_OPTIONS) : await ort.InferenceSession.create(source, SESSION_OPTIONS);
+      const session = typeof source === 'string' ? await InferenceSession.create(source, SESSION_OPTIONS) : await InferenceSession.create(source, SESSION_OPTIONS);
       return { session, inputNames };
     } catch (err) {
       fail('verify-failed', `${path}: onnxruntime could not load the model: ${err instanceof Error ? err.message : String(err)}`, err);
@@ -64,12 +66,13 @@ export class LogitsRunner {
   /** The logits of one window, [seqLen × vocab] (batch 1), and the vocabulary size. */
   async logits(tokens: Int32Array): Promise<{ data: Float32Array; vocab: number }> {
     const seqLen = tokens.length;
+    const { Tensor } = await onnxRuntime();
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
-      if (name in this.extra) feeds[name] = toOrtTensor(this.extra[name], name);
-      else if (/input_ids/i.test(name)) feeds[name] = new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, seqLen]);
-      else if (/attention_mask/i.test(name)) feeds[name] = new ort.Tensor('int64', new BigInt64Array(seqLen).fill(1n), [1, seqLen]);
-      else if (/position_ids/i.test(name)) feeds[name] = new ort.Tensor('int64', BigInt64Array.from({ length: seqLen }, (_, i) => BigInt(i)), [1, seqLen]);
+      if (name in this.extra) feeds[name] = toOrtTensor(Tensor, this.extra[name], name);
+      else if (/input_ids/i.test(name)) feeds[name] = new Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, seqLen]);
+      else if (/attention_mask/i.test(name)) feeds[name] = new Tensor('int64', new BigInt64Array(seqLen).fill(1n), [1, seqLen]);
+      else if (/position_ids/i.test(name)) feeds[name] = new Tensor('int64', BigInt64Array.from({ length: seqLen }, (_, i) => BigInt(i)), [1, seqLen]);
       else fail('usage', `${this.path}: no value for input '${name}'. Quality runs feed input_ids, attention_mask and position_ids only; give other inputs in the feeds option.`);
     }
     const results = await this.session.run(feeds);
@@ -87,12 +90,12 @@ export class LogitsRunner {
 }
 
 /** An ort.Tensor, or a plain { dtype|type, dims, data } record, as an ort.Tensor. */
-function toOrtTensor(value: unknown, name: string): ort.Tensor {
-  if (value instanceof ort.Tensor) return value;
+function toOrtTensor(Tensor: typeof ort.Tensor, value: unknown, name: string): ort.Tensor {
+  if (value instanceof Tensor) return value;
   const v = value as { dtype?: string; type?: string; dims?: number[]; data?: unknown } | null;
   const type = v?.dtype ?? v?.type;
   if (!v || typeof type !== 'string' || !Array.isArray(v.dims) || !ArrayBuffer.isView(v.data)) {
     fail('usage', `feed '${name}' must be an onnxruntime Tensor or { dtype, dims, data } with a typed array.`);
   }
-  return new ort.Tensor(type as 'float32', v.data as Float32Array, v.dims);
+  return new Tensor(type as 'float32', v.data as Float32Array, v.dims);
 }

@@ -6,7 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { builtinPasses } from '../../passes/index.js';
 import type { DetectAttentionData } from '../../passes/detect-attention/index.js';
 import type { AttentionSite, UnprovenSite } from '../attention/site.js';
@@ -20,6 +20,7 @@ import { allInitializers, encodeModel, saveModel } from '../onnx/save.js';
 import { PassRegistry, runPasses } from '../pipeline/manager.js';
 import { generateInputs, inputFacts } from '../verify/inputs.js';
 import { toFloat64, type NamedTensor } from '../verify/tensors.js';
+import { onnxRuntime } from '../runtime.js';
 import type { CapturedQK } from './layouts.js';
 
 export interface AttentionCapture {
@@ -87,14 +88,16 @@ async function runProbe(model: Model, modelPath: string, inputs: NamedTensor[]):
   try {
     if (tempPath) saveModel(proto, tempPath, { external: model.external, externalData: 'reference' });
     const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'basic' };
-    session = tempPath ? await ort.InferenceSession.create(tempPath, options) : await ort.InferenceSession.create(encodeModel(proto), options);
+    const { InferenceSession } = await onnxRuntime();
+    session = tempPath ? await InferenceSession.create(tempPath, options) : await InferenceSession.create(encodeModel(proto), options);
   } catch (err) {
     if (tempPath) rmSync(tempPath, { force: true });
     fail('verify-failed', `${modelPath}: onnxruntime could not load the copy with Q and K as outputs: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   try {
+    const { Tensor } = await onnxRuntime();
     const feeds: Record<string, ort.Tensor> = {};
-    for (const t of inputs) if (session.inputNames.includes(t.name)) feeds[t.name] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, t.dims);
+    for (const t of inputs) if (session.inputNames.includes(t.name)) feeds[t.name] = new Tensor(t.dtype as 'float32', t.data as Float32Array, t.dims);
     const out = await session.run(feeds);
     return new Map(Object.entries(out).map(([name, t]) => [name, { name, dtype: t.type, dims: [...t.dims], data: t.data as NamedTensor['data'] }]));
   } finally {
