@@ -18,29 +18,15 @@ export interface Materialized {
   presents?: Array<[Value, Value]>;
 }
 
-export interface SitePlan {
-  rule: string;
-  anchor: Node;
-  kind: AttentionKind;
-  q: Value;
-  k: Value;
-  v: Value;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  valueHeadDim: number;
-  scale: number;
-  causal: boolean;
-  slidingWindow: number | undefined;
-  mask: AttentionMask | undefined;
+/** What a rule proved: the site's facts (documented on AttentionSite) plus how to splice it. */
+export interface SitePlan
+  extends Pick<
+    AttentionSite,
+    'rule' | 'anchor' | 'kind' | 'q' | 'k' | 'v' | 'heads' | 'kvHeads' | 'headDim' | 'valueHeadDim' | 'scale' | 'causal' | 'slidingWindow' | 'mask' | 'kvCache' | 'output' | 'nodes'
+  > {
   maskImpliedByCausal: boolean;
   /** the materialized mask hides the keys after each query itself */
   maskIncludesCausal: boolean;
-  kvCache: KvCache | undefined;
-  /** the value whose consumers get the result (in its own layout) */
-  output: Value;
-  /** removable nodes (exclusive to the site), in graph order */
-  nodes: Node[];
   /** where new nodes go */
   insertBefore: Node;
   notes: string[];
