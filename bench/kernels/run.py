@@ -28,7 +28,6 @@ import apcuda as ap  # noqa: E402
 import reference as ref  # noqa: E402
 
 DEV = "cuda"
-DEFAULT_VARIANT = 1
 RESULTS = {"prefill": [], "decode": [], "env": {}}
 
 
@@ -164,17 +163,18 @@ def run_prefill(S, fracs, flex, peak):
                 row["err_vs_f64_h0_last1024"] = rel(o[:, :1, -nq:], r)
                 ok = row["err_vs_f64_h0_last1024"] <= 1e-2
             row["ok"] = bool(ok and not torch.isnan(o).any())
-            for var in (1, 2):
+            # the library's default forward (0: the persistent Hopper kernel on sm_90), the Hopper kernel with one
+            # CTA per query tile (3) and the two mma.sync kernels (1, 2)
+            for var in (0, 3, 1, 2):
                 ap.set_fwd_variant(var)
                 o2 = ap.block_sparse_attend(q, k, v, lay, causal=1, block_size=bs, out=torch.empty_like(q))
-                row[f"err_v{var}_vs_default"] = rel(o2, o)
+                row[f"err_v{var}_vs_op"] = rel(o2, o)
                 row[f"ours_attn_ms_v{var}"] = bench(
                     lambda: ap.block_sparse_attend(q, k, v, lay, causal=1, block_size=bs, out=out))
-            ap.set_fwd_variant(DEFAULT_VARIANT)
-            row["ours_attn_ms"] = min(row["ours_attn_ms_v1"], row["ours_attn_ms_v2"])
-            row["ours_variant"] = 1 if row["ours_attn_ms_v1"] <= row["ours_attn_ms_v2"] else 2
+            ap.set_fwd_variant(0)
+            row["ours_attn_ms"] = row["ours_attn_ms_v0"]
             if lay is not None:
-                row["ours_layout_ms"] = row["ours_full_ms"] - row[f"ours_attn_ms_v{DEFAULT_VARIANT}"]
+                row["ours_layout_ms"] = row["ours_full_ms"] - row["ours_attn_ms"]
             row["sdpa_flash_ms"] = base["sdpa_flash"]
             row["sdpa_cudnn_ms"] = base["sdpa_cudnn"]
             if flex is not None:
@@ -248,6 +248,14 @@ def run_decode(T, fracs, peak):
             row["ok"] = bool(row["err_vs_f64_b0"] <= 1e-2 and not torch.isnan(o).any())
             row["ours_ms"] = bench(lambda: ap.span(q, k, v, sp, causal=1, sink_tokens=sink, local_window=W, out=out,
                                                    ws=ws))
+            # split count sweep: about w decode CTAs per multiprocessor (the default is 2)
+            for w in (1, 4, 8):
+                ap.set_span_split_waves(w)
+                o3 = ap.span(q, k, v, sp, causal=1, sink_tokens=sink, local_window=W, out=out.clone(), ws=ws)
+                row[f"err_waves{w}_vs_default"] = rel(o3, o)
+                row[f"ours_ms_waves{w}"] = bench(lambda: ap.span(q, k, v, sp, causal=1, sink_tokens=sink,
+                                                                local_window=W, out=out, ws=ws))
+            ap.set_span_split_waves(2)
             # a device-to-device copy that reads the same bytes (and writes as many)
             d2 = torch.empty(nbytes, dtype=torch.uint8, device=DEV)
             s2 = torch.empty(nbytes, dtype=torch.uint8, device=DEV)
@@ -278,7 +286,9 @@ def fmt(x, w=8, p=3):
 def table():
     lines = []
     lines.append("PREFILL (B=1 H=32 D=128 bf16 causal, block 128) times in ms; ratios = baseline / ours")
-    lines.append(f"{'S':>6} {'kept':>5} {'pairs':>6} {'floor':>7} {'ours':>8} {'v1':>8} {'v2':>8} {'layout':>7} {'flex':>8} "
+    lines.append("ours = the library's default forward (persistent wgmma/TMA kernel on sm_90); v3 = the same kernel, "
+                 "one CTA per query tile; v1, v2 = the mma.sync kernels")
+    lines.append(f"{'S':>6} {'kept':>5} {'pairs':>6} {'floor':>7} {'ours':>8} {'v3':>8} {'v1':>8} {'v2':>8} {'layout':>7} {'flex':>8} "
                  f"{'fa2':>8} {'cudnn':>8} {'x flex':>6} {'x fa2':>6} {'x cdnn':>6} {'TF/s':>6} ok")
     for r in RESULTS["prefill"]:
         if "ours_attn_ms" not in r:
@@ -286,21 +296,24 @@ def table():
             continue
         t = r["ours_attn_ms"]
         lines.append(f"{r['S']:>6} {r['density']:>5.2f} {r['kept_pairs_frac']:>6.3f} "
-                     f"{fmt(max(r['flop_floor_ms'], r['byte_floor_ms']), 7)} {fmt(t)} {fmt(r.get('ours_attn_ms_v1'))} "
+                     f"{fmt(max(r['flop_floor_ms'], r['byte_floor_ms']), 7)} {fmt(t)} {fmt(r.get('ours_attn_ms_v3'))} "
+                     f"{fmt(r.get('ours_attn_ms_v1'))} "
                      f"{fmt(r.get('ours_attn_ms_v2'))} {fmt(r.get('ours_layout_ms'), 7)} "
                      f"{fmt(r.get('flex_ms'))} {fmt(r['sdpa_flash_ms'])} {fmt(r['sdpa_cudnn_ms'])} "
                      f"{fmt(r.get('flex_ms', float('nan')) / t, 6, 2)} {fmt(r['sdpa_flash_ms'] / t, 6, 2)} "
                      f"{fmt(r['sdpa_cudnn_ms'] / t, 6, 2)} {r['ours_tflops']:6.0f} {r['ok']}")
     lines.append("")
     lines.append("DECODE (B=8 Hq=32 Hkv=8 D=128 bf16; spans + 4 sinks + 64 window) times in ms")
-    lines.append(f"{'T':>7} {'cover':>5} {'MB':>7} {'floor':>7} {'ours':>7} {'GB/s':>6} {'%copy':>6} "
-                 f"{'d.ours':>7} {'d.fa2':>7} {'d.cdnn':>7} {'d.eff':>7} {'x dense':>7} ok")
+    lines.append("ours = default split count (about 2 CTAs per SM); w1, w4, w8 = about 1, 4, 8 CTAs per SM")
+    lines.append(f"{'T':>7} {'cover':>5} {'MB':>7} {'floor':>7} {'ours':>7} {'w1':>7} {'w4':>7} {'w8':>7} {'GB/s':>6} "
+                 f"{'%copy':>6} {'d.ours':>7} {'d.fa2':>7} {'d.cdnn':>7} {'d.eff':>7} {'x dense':>7} ok")
     for r in RESULTS["decode"]:
         if "ours_ms" not in r:
             lines.append(f"{r['T']:>7} {r['cover']:>5} error: {r.get('error', '')[:80]}")
             continue
         lines.append(f"{r['T']:>7} {r['cover']:>5.2f} {r['bytes_read_MB']:>7.1f} {fmt(r['byte_floor_ms'], 7)} "
-                     f"{fmt(r['ours_ms'], 7)} {r['ours_read_GBps']:>6.0f} {100 * r['bw_frac_of_copy']:>5.0f}% "
+                     f"{fmt(r['ours_ms'], 7)} {fmt(r.get('ours_ms_waves1'), 7)} {fmt(r.get('ours_ms_waves4'), 7)} "
+                     f"{fmt(r.get('ours_ms_waves8'), 7)} {r['ours_read_GBps']:>6.0f} {100 * r['bw_frac_of_copy']:>5.0f}% "
                      f"{fmt(r['dense_ours_dense_ms'], 7)} {fmt(r['dense_sdpa_flash_ms'], 7)} "
                      f"{fmt(r['dense_sdpa_cudnn_ms'], 7)} {fmt(r['dense_sdpa_efficient_ms'], 7)} "
                      f"{r['speedup_vs_best_dense']:>7.2f} {r['ok']}")
@@ -313,6 +326,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-flex", action="store_true")
     p.add_argument("--only", default=None, help="prefill|decode")
+    p.add_argument("--sizes", default=None, help="prefill lengths, comma-separated (default 4096,16384,32768)")
     a = p.parse_args()
     torch.manual_seed(0)
     copy_bw, mm = measure_ceilings()
@@ -328,6 +342,8 @@ def main():
         except Exception as e:  # noqa: BLE001
             print(f"flex unavailable: {e}")
     sizes = [4096] if a.quick else [4096, 16384, 32768]
+    if a.sizes:
+        sizes = [int(x) for x in a.sizes.split(",")]
     if a.only in (None, "prefill"):
         for S in sizes:
             run_prefill(S, [1.0, 0.25, 0.1], flex, peak)

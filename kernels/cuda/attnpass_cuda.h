@@ -73,8 +73,10 @@ int ap_bsa_forward(const ApAttn* a, const ApBsaAttrs* at, uint8_t* layout_out, v
                    void* stream, int path);
 
 /* Attention only, over a given layout (NULL: every candidate kept), as the benchmark needs to compare with
- * kernels that take a precomputed layout. Needs no workspace. */
-int ap_bsa_attend(const ApAttn* a, const ApBsaAttrs* at, const uint8_t* layout, void* stream, int path);
+ * kernels that take a precomputed layout. ws: 256 bytes of device memory for the Hopper kernel's work counter
+ * (NULL: the mma.sync kernel runs). */
+int ap_bsa_attend(const ApAttn* a, const ApBsaAttrs* at, const uint8_t* layout, void* ws, size_t ws_bytes,
+                  void* stream, int path);
 
 /* SpanAttention. */
 size_t ap_span_workspace_size(const ApAttn* a, const ApSpanAttrs* at);
@@ -87,6 +89,19 @@ int ap_tiled_forward(const ApAttn* a, const ApTiledAttrs* at, int32_t* levels_ou
 
 /* Number of forward calls that reached a CUDA kernel launch since load (evidence for the ORT tests). */
 long long ap_cuda_calls(void);
+
+/* Which tensor-core forward kernel runs (tests and benchmarks compare them): 0 (default) the Hopper kernel
+ * (wgmma + TMA, persistent) for BlockSparseAttention where it can run (sm_90 device, block_size a multiple of
+ * 64, T <= 262144, 16-byte aligned Q/K/V), otherwise 1; 1 mma.sync, 8 warps x 16 rows; 2 mma.sync, 4 warps x
+ * 32 rows; 3 the Hopper kernel launched with one CTA per 128-row query tile instead of one per SM.
+ * SpanAttention and TiledAttention use 1 unless 2 is set. */
+void ap_set_fwd_variant(int v);
+int ap_get_fwd_variant(void);
+/* SpanAttention decode: split the kept K/V of each (sequence, KV head) so that there are about w CTAs per
+ * multiprocessor (default 2; the benchmark sweeps it). Set before asking for the workspace size. */
+void ap_set_span_split_waves(int w);
+/* Launches of the Hopper forward kernel since load (tests check that it ran where it should). */
+long long ap_sm90_launches(void);
 
 #ifdef __cplusplus
 }

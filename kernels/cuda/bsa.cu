@@ -1,6 +1,7 @@
 // BlockSparseAttention: GPU layout builder (pooled means, block scores, top-k / cumulative-mass selection
 // with sinks and local blocks) and the attention over the kept blocks. No host synchronisation.
 #include "internal.h"
+#include "flash_fwd_sm90.cuh"
 
 namespace ap {
 
@@ -422,7 +423,7 @@ static int check_bsa(const ApAttn& a, const ApBsaAttrs& at) {
 }
 
 static size_t carve_bsa(const ApAttn& a, const ApBsaAttrs& at, Carver& cv, float** qp, float** kp, float** sc,
-                        uint8_t** lay, bool need_layout) {
+                        uint8_t** lay, int** next_item, bool need_layout) {
   const int bs = at.block_size;
   const int nQB = (a.S + bs - 1) / bs, nKB = (a.T + bs - 1) / bs;
   const bool dense = is_dense(at);
@@ -434,10 +435,30 @@ static size_t carve_bsa(const ApAttn& a, const ApBsaAttrs& at, Carver& cv, float
     *sc = cv.take<float>((size_t)a.B * a.Hq * nQB * nKB);
   }
   if (need_layout) *lay = cv.take<uint8_t>((size_t)a.B * a.Hq * nQB * nKB);
+  *next_item = cv.take<int>(1);  // the Hopper kernel's work counter
   return cv.off;
 }
 
 static bool bsa_fast_ok(const ApAttn& a, const ApBsaAttrs& at) { return fast_dims(a) && at.block_size >= 64; }
+
+// The tensor-core forward over a layout: the Hopper kernel (wgmma + TMA) where it can run and the forward
+// variant is the default, else the mma.sync kernel.
+template <typename T, int D>
+static cudaError_t launch_bsa_typed(const FwdCommon& c, const BsaArgs& ba, int* next_item, cudaStream_t st) {
+  if (fwd_variant() == 0 || fwd_variant() == 3) {
+    const cudaError_t e = launch_bsa_fwd_sm90<T, D>(c, ba, next_item, st);
+    if (e != cudaErrorNotSupported) return e;
+  }
+  return launch_fwd<T, D, 2, BsaPolicy>(c, ba, st);
+}
+static cudaError_t launch_bsa_attention(const FwdCommon& c, const BsaArgs& ba, int dtype, int* next_item,
+                                        cudaStream_t st) {
+  if (dtype == AP_BF16)
+    return c.D == 128 ? launch_bsa_typed<__nv_bfloat16, 128>(c, ba, next_item, st)
+                      : launch_bsa_typed<__nv_bfloat16, 64>(c, ba, next_item, st);
+  return c.D == 128 ? launch_bsa_typed<__half, 128>(c, ba, next_item, st)
+                    : launch_bsa_typed<__half, 64>(c, ba, next_item, st);
+}
 
 }  // namespace ap
 
@@ -448,8 +469,9 @@ extern "C" size_t ap_bsa_workspace_size(const ApAttn* a, const ApBsaAttrs* at) {
   Carver cv(nullptr);
   float *qp, *kp, *sc;
   uint8_t* lay;
+  int* next_item;
   // the layout lives in the workspace unless the caller asks for it (then it is the caller's buffer)
-  return carve_bsa(*a, *at, cv, &qp, &kp, &sc, &lay, !is_dense(*at)) + 256;
+  return carve_bsa(*a, *at, cv, &qp, &kp, &sc, &lay, &next_item, !is_dense(*at)) + 256;
 }
 
 extern "C" int ap_bsa_forward(const ApAttn* ap_, const ApBsaAttrs* at_, uint8_t* layout_out, void* ws, size_t ws_bytes,
@@ -466,7 +488,8 @@ extern "C" int ap_bsa_forward(const ApAttn* ap_, const ApBsaAttrs* at_, uint8_t*
   Carver cv(ws);
   float *qp, *kp, *sc;
   uint8_t* lay;
-  const size_t need = carve_bsa(a, at, cv, &qp, &kp, &sc, &lay, !dense && !layout_out);
+  int* next_item;
+  const size_t need = carve_bsa(a, at, cv, &qp, &kp, &sc, &lay, &next_item, !dense && !layout_out);
   if (need > ws_bytes && (need > 0)) return AP_ERR_WORKSPACE;
   if (layout_out) lay = layout_out;
   const float scale = eff_scale(a);
@@ -513,12 +536,7 @@ extern "C" int ap_bsa_forward(const ApAttn* ap_, const ApBsaAttrs* at_, uint8_t*
     if (!bsa_fast_ok(a, at)) return AP_ERR_UNSUPPORTED;
     FwdCommon c = make_common(a);
     BsaArgs ba{dense ? nullptr : lay, bs, nQB, nKB, dense ? 1 : 0};
-    cudaError_t e;
-    if (a.dtype == AP_BF16)
-      e = a.D == 128 ? launch_fwd<__nv_bfloat16, 128, 2, BsaPolicy>(c, ba, st) : launch_fwd<__nv_bfloat16, 64, 2, BsaPolicy>(c, ba, st);
-    else
-      e = a.D == 128 ? launch_fwd<__half, 128, 2, BsaPolicy>(c, ba, st) : launch_fwd<__half, 64, 2, BsaPolicy>(c, ba, st);
-    return cuda_status(e);
+    return cuda_status(launch_bsa_attention(c, ba, a.dtype, next_item, st));
   }
   GenericArgs g{};
   g.mode = 0;
@@ -529,7 +547,8 @@ extern "C" int ap_bsa_forward(const ApAttn* ap_, const ApBsaAttrs* at_, uint8_t*
   return launch_generic(a, g, st);
 }
 
-extern "C" int ap_bsa_attend(const ApAttn* ap_, const ApBsaAttrs* at_, const uint8_t* layout, void* stream, int path) {
+extern "C" int ap_bsa_attend(const ApAttn* ap_, const ApBsaAttrs* at_, const uint8_t* layout, void* ws,
+                             size_t ws_bytes, void* stream, int path) {
   if (!ap_ || !at_) return AP_ERR_ARGS;
   const ApAttn& a = *ap_;
   const ApBsaAttrs& at = *at_;
@@ -544,12 +563,8 @@ extern "C" int ap_bsa_attend(const ApAttn* ap_, const ApBsaAttrs* at_, const uin
     if (!bsa_fast_ok(a, at)) return AP_ERR_UNSUPPORTED;
     FwdCommon c = make_common(a);
     BsaArgs ba{layout, bs, nQB, nKB, layout ? 0 : 1};
-    cudaError_t e;
-    if (a.dtype == AP_BF16)
-      e = a.D == 128 ? launch_fwd<__nv_bfloat16, 128, 2, BsaPolicy>(c, ba, st) : launch_fwd<__nv_bfloat16, 64, 2, BsaPolicy>(c, ba, st);
-    else
-      e = a.D == 128 ? launch_fwd<__half, 128, 2, BsaPolicy>(c, ba, st) : launch_fwd<__half, 64, 2, BsaPolicy>(c, ba, st);
-    return cuda_status(e);
+    int* next_item = ws && ws_bytes >= sizeof(int) ? static_cast<int*>(ws) : nullptr;
+    return cuda_status(launch_bsa_attention(c, ba, a.dtype, next_item, st));
   }
   GenericArgs g{};
   g.mode = 0;

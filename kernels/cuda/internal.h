@@ -73,4 +73,7 @@ struct GenericArgs {
 };
 int launch_generic(const ApAttn& a, const GenericArgs& g, cudaStream_t st);
 
+// an sm_90 device with the driver's tensor-map encoder: the Hopper forward kernel can run (fwd_sm90.cu)
+bool sm90_fwd_available();
+
 }  // namespace ap

@@ -278,9 +278,11 @@ static int check_span(const ApAttn& a, const ApSpanAttrs& at) {
 
 static bool span_decode_ok(const ApAttn& a) { return fast_dims(a) && a.S * (a.Hq / a.Hkv) <= kDecRows; }
 
+static int g_split_waves = 2;  // decode CTAs per SM the split count aims at (ap_set_span_split_waves)
+
 static int span_nsplit(const ApAttn& a) {
   const int nT = (a.T + kBN - 1) / kBN;
-  int ns = (2 * num_sms()) / (a.B * a.Hkv);
+  int ns = (g_split_waves * num_sms()) / (a.B * a.Hkv);
   return max(1, min(ns, nT));
 }
 
@@ -375,3 +377,5 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* 
   g.W = sa.W;
   return launch_generic(a, g, st);
 }
+
+extern "C" void ap_set_span_split_waves(int w) { g_split_waves = w > 0 ? w : 2; }

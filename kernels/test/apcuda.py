@@ -86,7 +86,7 @@ def lib():
         L.ap_bsa_forward.restype = ctypes.c_int
         L.ap_bsa_forward.argtypes = [ctypes.POINTER(ApAttn), ctypes.POINTER(ApBsaAttrs), vp, vp, sz, vp, ctypes.c_int]
         L.ap_bsa_attend.restype = ctypes.c_int
-        L.ap_bsa_attend.argtypes = [ctypes.POINTER(ApAttn), ctypes.POINTER(ApBsaAttrs), vp, vp, ctypes.c_int]
+        L.ap_bsa_attend.argtypes = [ctypes.POINTER(ApAttn), ctypes.POINTER(ApBsaAttrs), vp, vp, sz, vp, ctypes.c_int]
         L.ap_span_workspace_size.restype = sz
         L.ap_span_workspace_size.argtypes = [ctypes.POINTER(ApAttn), ctypes.POINTER(ApSpanAttrs)]
         L.ap_span_forward.restype = ctypes.c_int
@@ -100,6 +100,8 @@ def lib():
         L.ap_cuda_calls.restype = ctypes.c_longlong
         L.ap_set_fwd_variant.argtypes = [ctypes.c_int]
         L.ap_get_fwd_variant.restype = ctypes.c_int
+        L.ap_sm90_launches.restype = ctypes.c_longlong
+        L.ap_set_span_split_waves.argtypes = [ctypes.c_int]
         _lib = L
     return _lib
 
@@ -188,8 +190,10 @@ def block_sparse_attend(q, k, v, layout, mask=None, *, scale=0.0, causal=0, bloc
     at = ApBsaAttrs(block_size, 1.0, 0.0, 1, 1)
     if layout is not None:
         c.keep.append(layout)
+    ws = torch.empty(256, dtype=torch.uint8, device=q.device)  # the Hopper kernel's work counter
+    c.keep.append(ws)
     _check(lib().ap_bsa_attend(ctypes.byref(c.a), ctypes.byref(at), layout.data_ptr() if layout is not None else None,
-                               _stream(), path))
+                               ws.data_ptr(), ws.numel(), _stream(), path))
     return out
 
 
@@ -233,9 +237,21 @@ def tiled(q, k, v, mask=None, scorer_w=None, *, scale=0.0, causal=0, block_size=
 
 
 def set_fwd_variant(v):
-    """1: 8 warps x 16 query rows per CTA; 2: 4 warps x 32 rows (2 CTAs per SM)."""
+    """0: the Hopper (wgmma/TMA) kernel for BlockSparseAttention where it can run, else 1;
+    1: mma.sync, 8 warps x 16 query rows per CTA; 2: mma.sync, 4 warps x 32 rows (2 CTAs per SM);
+    3: the Hopper kernel with one CTA per query tile instead of a persistent grid."""
     lib().ap_set_fwd_variant(int(v))
 
 
 def get_fwd_variant():
     return lib().ap_get_fwd_variant()
+
+
+def set_span_split_waves(w):
+    """SpanAttention decode: about w CTAs per multiprocessor (default 2)"""
+    lib().ap_set_span_split_waves(int(w))
+
+
+def sm90_launches():
+    """launches of the Hopper forward kernel since load"""
+    return lib().ap_sm90_launches()

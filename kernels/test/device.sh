@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call of the attnpass kernel work: bash kernels/test/device.sh MODE...   (modes: tests bench ort quick)
+# One device call of the attnpass kernel work: bash kernels/test/device.sh MODE...   (modes: tests bench ort quick
+# hopper ...; TEST_RUNS="op:variant ..." narrows the tests mode)
 # Expects kernels/build/dev.tar.xz (made here by kernels/test/pack-dev.sh: the CUDA library, the ORT custom-op
 # library built with CUDA, the ORT EP check driver); writes logs and JSON under $OUT.
 set -uo pipefail
@@ -13,10 +14,11 @@ rc=0
 for mode in "$@"; do
   case $mode in
     tests)  # one process per operator and forward variant: a fault in one leaves the others' results
-      for v in 1 2; do for op in bsa span att; do
+      # variant 0 (default) runs the Hopper kernel for BlockSparseAttention; span and att run variant 1 under it
+      for run in ${TEST_RUNS:-bsa:0 bsa:3 bsa:1 span:1 att:1 bsa:2 span:2 att:2}; do op=${run%:*}; v=${run#*:}
         timeout 300 python3 kernels/test/test_kernels.py --only $op --variant $v --json "$OUT/tests-$op-v$v.json" > "$OUT/tests-$op-v$v.log" 2>&1
         rc=$((rc | $?)); grep -v "^ok " "$OUT/tests-$op-v$v.log" | grep -v "^$" | cut -c1-300
-      done; done
+      done
       cat "$OUT"/tests-*.json > /dev/null ;;
     debug) python3 kernels/test/debug_bsa.py 2>&1 | tee "$OUT/debug.log" ;;
     radix) timeout 300 python3 kernels/test/test_kernels.py --only bsa --force-radix --json "$OUT/tests-bsa-radix.json" > "$OUT/tests-bsa-radix.log" 2>&1
@@ -24,6 +26,12 @@ for mode in "$@"; do
     ortcpu) ATTNPASS_ORT_LIB=kernels/build/ort-cuda/libattnpass_ort.so LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} python3 kernels/test/test_ort.py 2>&1 | tee "$OUT/ort_cpu.log" | tail -2 ;;
     quick) python3 kernels/test/test_kernels.py --quick --json "$OUT/tests.json" 2>&1 | tee "$OUT/tests.log" | grep -v "^ok "; rc=$((rc | ${PIPESTATUS[0]})) ;;
     bench) python3 bench/kernels/run.py --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | grep -v "^prefill {\|^decode {"; rc=$((rc | ${PIPESTATUS[0]})) ;;
+    hopper)  # the Hopper forward alone: BSA tests with it forced, its SASS, one prefill length timed
+      cuobjdump -sass kernels/build/cuda/libattnpass_cuda.so 2>/dev/null | grep -o "HGMMA[.A-Z0-9x]*\|UTMALDG[.A-Z0-9]*\|LDL\|STL" | sort | uniq -c | tee "$OUT/sm90-sass.txt"
+      timeout 150 python3 kernels/test/test_kernels.py --only bsa --variant 0 --json "$OUT/tests-bsa-v0.json" > "$OUT/tests-bsa-v0.log" 2>&1
+      r=$?; rc=$((rc | r)); grep -v "^ok " "$OUT/tests-bsa-v0.log" | grep -v "^$" | cut -c1-300
+      [ $r -eq 124 ] && { echo "tests timed out: last line: $(tail -1 "$OUT/tests-bsa-v0.log" | cut -c1-200)"; exit 1; }
+      timeout 240 python3 bench/kernels/run.py --only prefill --sizes 16384 --out "$OUT/bench-hopper.json" 2>&1 | tee "$OUT/bench-hopper.log" | grep -v "^prefill {\|^decode {" ;;
     bench-prefill) python3 bench/kernels/run.py --only prefill --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | grep -v "^prefill {\|^decode {" ;;
     bench-decode) python3 bench/kernels/run.py --only decode --out "$OUT/bench-decode.json" 2>&1 | tee "$OUT/bench-decode.log" | grep -v "^prefill {\|^decode {" ;;
     ort)

@@ -123,15 +123,21 @@ def t_bsa(B, Hq, Hkv, S, T, D, dtype, causal, bs=64, density=0.25, mass=0.0, sin
     out = poisoned(B, Hq, S, Dv, dtype)
     kw = dict(scale=0.0, causal=causal, block_size=bs, density=density, mass_threshold=mass, sink_blocks=sink,
               local_blocks=local)
+    n90 = ap.sm90_launches()
     o, lay = ap.block_sparse(q, k, v, m, out=out, want_layout=True, path=path, **kw)
     torch.cuda.synchronize()
+    # the Hopper kernel must have run wherever it can (default variant on an sm_90 device), and only there
+    hopper = ap.sm90_launches() > n90
+    hopper_expected = (ap.get_fwd_variant() in (0, 3) and torch.cuda.get_device_capability() == (9, 0) and
+                       path != ap.PATH_GENERIC and dtype != torch.float32 and D == Dv and D in (64, 128) and
+                       bs % 64 == 0 and (T + 127) // 128 <= 2048)
     lay_r, s, C, F = ref.bsa_layout(q, k, **kw)
     _, kcnt = ref._block_means(k.double(), bs)
     lok, nd, why = check_layout(lay, lay_r, s, C, F, kcnt, mass <= 0, float(torch.tensor(mass, dtype=torch.float32)))
     r = ref.bsa_attention_given_layout(q, k, v, lay, m, 0.0, causal, bs)
     e = rel_err(o, r)
-    ok = lok and e <= TOL[dtype] and not torch.isnan(o).any()
-    extra = {}
+    ok = lok and e <= TOL[dtype] and not torch.isnan(o).any() and hopper == hopper_expected
+    extra = {"kernel": "sm90" if hopper else "other"}
     if density >= 1 and mass <= 0:  # exactness: equals dense attention
         e2 = rel_err(o, ref.dense(q, k, v, m, 0.0, causal))
         extra["err_vs_dense"] = e2
@@ -275,6 +281,9 @@ def cases(quick):
         (t_bsa, dict(B=1, Hq=4, Hkv=2, S=500, T=500, D=64, dtype=bf, causal=1, density=1.0, mask="scalar")),
         (t_bsa, dict(B=1, Hq=4, Hkv=2, S=1000, T=1000, D=128, dtype=bf, causal=1, density=0.2, sink=0, local=0)),
         (t_bsa, dict(B=1, Hq=4, Hkv=2, S=1000, T=1000, D=128, dtype=bf, causal=1, density=0.2, bs=256)),
+        # a long cache: 1563 key tiles of 128 per query tile
+        (t_bsa, dict(B=1, Hq=2, Hkv=1, S=130, T=200003, D=128, dtype=bf, causal=1, density=0.5, bs=64)),
+        (t_bsa, dict(B=1, Hq=2, Hkv=1, S=70, T=270000, D=64, dtype=hf, causal=0, density=0.2, bs=128)),  # > 2048 tiles
         # generic path: block size under 64, float32, odd head dims
         (t_bsa, dict(B=1, Hq=4, Hkv=2, S=300, T=300, D=64, dtype=bf, causal=1, density=0.3, bs=32)),
         (t_bsa, dict(B=1, Hq=4, Hkv=2, S=300, T=300, D=64, dtype=f32, causal=1, density=0.3, mask="b1st")),
@@ -332,15 +341,14 @@ def main():
     ap_.add_argument("--quick", action="store_true")
     ap_.add_argument("--json", default=None)
     ap_.add_argument("--only", default=None, help="bsa|span|att")
-    ap_.add_argument("--variant", type=int, default=0, help="forward kernel variant (1 or 2; 0: library default)")
+    ap_.add_argument("--variant", type=int, default=0, help="forward kernel variant (0: library default, Hopper kernel for bsa on sm_90; 1, 2: mma.sync)")
     ap_.add_argument("--force-radix", action="store_true", help="AST selection by the radix kernel (nKB > 4096 path)")
     args = ap_.parse_args()
     if args.force_radix:
         import ctypes
         ap.lib().ap_bsa_force_radix.argtypes = [ctypes.c_int]
         ap.lib().ap_bsa_force_radix(1)
-    if args.variant:
-        ap.set_fwd_variant(args.variant)
+    ap.set_fwd_variant(args.variant)
     seed = int(time.time() * 1000) % (2 ** 31)
     torch.manual_seed(seed)
     print(f"seed {seed}  device {torch.cuda.get_device_name()}  forward variant {ap.get_fwd_variant()}", flush=True)
