@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call of the attnpass kernel work: bash kernels/test/device.sh MODE...   (modes: tests bench ort quick
-# hopper ...; TEST_RUNS="op:variant ..." narrows the tests mode)
+# hopper e2e ...; TEST_RUNS="op:variant ..." narrows the tests mode). ort and e2e need ONNX Runtime with its CUDA
+# provider in /tmp/ort (../shared/tools/stage-ort-gpu.sh says how to carry it there in parts).
 # Expects kernels/build/dev.tar.xz (made here by kernels/test/pack-dev.sh: the CUDA library, the ORT custom-op
 # library built with CUDA, the ORT EP check driver); writes logs and JSON under $OUT.
 set -uo pipefail
@@ -34,6 +35,12 @@ for mode in "$@"; do
       timeout 240 python3 bench/kernels/run.py --only prefill --sizes 16384 --out "$OUT/bench-hopper.json" 2>&1 | tee "$OUT/bench-hopper.log" | grep -v "^prefill {\|^decode {" ;;
     bench-prefill) python3 bench/kernels/run.py --only prefill --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | grep -v "^prefill {\|^decode {" ;;
     bench-decode) python3 bench/kernels/run.py --only decode --out "$OUT/bench-decode.json" 2>&1 | tee "$OUT/bench-decode.log" | grep -v "^prefill {\|^decode {" ;;
+    e2e)  # whole converted models (out/e2e/*.onnx, converted beforehand with `attnpass convert`) on the CUDA EP
+      export LD_LIBRARY_PATH=/usr/local/cuda-13.0/lib64:/usr/local/cuda/lib64:/tmp/ort/lib:${LD_LIBRARY_PATH:-}
+      args=(); for m in out/e2e/*.onnx; do args+=("$m" 64); done
+      kernels/build/ort_ep_check /tmp/ort/lib/libonnxruntime_providers_cuda.so kernels/build/ort-cuda/libattnpass_ort.so \
+        "${args[@]}" 2>&1 | tee "$OUT/e2e.log" | grep "RESULT\|rel err\|failed"
+      rc=$((rc | ${PIPESTATUS[0]})) ;;
     ort)
       export LD_LIBRARY_PATH=/usr/local/cuda-13.0/lib64:/usr/local/cuda/lib64:/tmp/ort/lib:${LD_LIBRARY_PATH:-}
       ATTNPASS_ORT_LIB=kernels/build/ort-cuda/libattnpass_ort.so python3 kernels/test/test_ort.py 2>&1 | tee "$OUT/ort_cpu.log" | tail -4
