@@ -78,6 +78,31 @@ template <int D> __device__ __forceinline__ uint32_t swz(int row, int chunk) {
   return (uint32_t)((row * (D / 8) + (chunk ^ (row & 7))) * 16);
 }
 
+// Online softmax for the two rows a thread holds in an m16n8 accumulator (each row spread over 4 lanes): reduces
+// the tile's row maxima mx (log2 units) across the row's lanes and gives the value to subtract before exp2 (mu;
+// 0 while a row has seen no admitted key) and the factor that rescales running sums (alpha); mrow becomes the
+// new running maximum.
+__device__ __forceinline__ void softmax_rows(float (&mx)[2], float (&mrow)[2], float (&mu)[2], float (&alpha)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    mu[r] = mx[r] == kNegInf ? 0.f : mx[r];
+    alpha[r] = exp2f(mrow[r] - mu[r]);
+    mrow[r] = mx[r];
+  }
+}
+// a row's sum over its 4 lanes
+__device__ __forceinline__ float row_sum(float l) {
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  return l + __shfl_xor_sync(0xffffffffu, l, 2);
+}
+// 1 / the row's sum of probabilities, 0 for a row that admitted no key
+__device__ __forceinline__ float row_inv_sum(float l) {
+  l = row_sum(l);
+  return l > 0.f ? 1.f / l : 0.f;
+}
+
 // floor division for possibly negative numerators (positive divisor)
 __device__ __host__ __forceinline__ int floordiv(int a, int b) {
   int q = a / b;

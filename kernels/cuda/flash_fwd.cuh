@@ -444,14 +444,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1) fwd_kernel(const __
             mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
           }
           float mu[2], alpha[2], rs[2] = {0.f, 0.f};
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            mu[r] = mx[r] == kNegInf ? 0.f : mx[r];
-            alpha[r] = exp2f(mrow[r] - mu[r]);
-            mrow[r] = mx[r];
-          }
+          softmax_rows(mx, mrow, mu, alpha);
 #pragma unroll
           for (int n = 0; n < 8; ++n) {
             s[n][0] = exp2f(s[n][0] - mu[0]);
@@ -493,10 +486,7 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1) fwd_kernel(const __
   T* og = static_cast<T*>(c.o) + ((int64_t)b * c.Hq + h) * (int64_t)c.S * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float l = lrow[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float inv = row_inv_sum(lrow[r]);
     const int i = qi0 + 8 * r;
     if (i < c.S) {
       uint32_t* dst = reinterpret_cast<uint32_t*>(og + (int64_t)i * D + (lane & 3) * 2);
@@ -656,14 +646,7 @@ __global__ void __launch_bounds__(kThreads2, 2) fwd_kernel2(const __grid_constan
               mx[1] = fmaxf(mx[1], fmaxf(s[t][n][2], s[t][n][3]));
             }
             float mu[2], alpha[2], rs[2] = {0.f, 0.f};
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-              mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-              mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-              mu[r] = mx[r] == kNegInf ? 0.f : mx[r];
-              alpha[r] = exp2f(mrow[t][r] - mu[r]);
-              mrow[t][r] = mx[r];
-            }
+            softmax_rows(mx, mrow[t], mu, alpha);
 #pragma unroll
             for (int n = 0; n < 8; ++n) {
               s[t][n][0] = exp2f(s[t][n][0] - mu[0]);
@@ -716,10 +699,7 @@ __global__ void __launch_bounds__(kThreads2, 2) fwd_kernel2(const __grid_constan
   for (int t = 0; t < 2; ++t)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float l = lrow[t][r];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const float inv = row_inv_sum(lrow[t][r]);
       const int i = qi0 + 16 * t + 8 * r;
       if (i < c.S) {
         uint32_t* dst = reinterpret_cast<uint32_t*>(og + (int64_t)i * D + (lane & 3) * 2);

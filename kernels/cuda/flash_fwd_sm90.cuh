@@ -148,14 +148,7 @@ template <typename T, int D> struct Consumer {
         }
     }
     float mu[2], alpha[2], rs[2] = {0.f, 0.f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      mu[r] = mx[r] == kNegInf ? 0.f : mx[r];
-      alpha[r] = exp2f(mrow[r] - mu[r]);
-      mrow[r] = mx[r];
-    }
+    softmax_rows(mx, mrow, mu, alpha);
     const float mul = fast ? c.scale_log2 : 1.f;
 #pragma unroll
     for (int n = 0; n < 16; ++n)
@@ -197,10 +190,7 @@ template <typename T, int D> struct Consumer {
     T* og = static_cast<T*>(c.o) + ((int64_t)b * c.Hq + h) * (int64_t)c.S * D;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float l = lrow[r];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const float inv = row_inv_sum(lrow[r]);
       const int i = qi0 + 8 * r;
       if (i < c.S) {
         uint32_t* dst = reinterpret_cast<uint32_t*>(og + (int64_t)i * D + (lane & 3) * 2);
@@ -229,6 +219,11 @@ __global__ void __launch_bounds__(kThreadsFwd, 1)
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int nItems = c.B * c.Hq * ((c.S + kRows - 1) / kRows);
+  // the CTA's it-th item once the scheduler has listed it (-1: no more)
+  auto listed_item = [&](int it) {
+    mbar_wait(list_full + 8 * (it & 1), (it >> 1) & 1);
+    return (int)slots[2 * (it & 1)];
+  };
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full + 8 * s, 1);
@@ -283,9 +278,7 @@ __global__ void __launch_bounds__(kThreadsFwd, 1)
       // ---- loader: Q of the item, then its K/V tiles through the ring
       int ring = 0;
       for (int it = 0;; ++it) {
-        const int x = it & 1, use = it >> 1;
-        mbar_wait(list_full + 8 * x, use & 1);
-        const int w = slots[2 * x];
+        const int x = it & 1, use = it >> 1, w = listed_item(it);
         if (w < 0) break;
         if (use > 0) mbar_wait(item_done + 8 * x, (use - 1) & 1);  // Q buffer x is free again
         const Item m = item_at(c, w);
@@ -313,9 +306,7 @@ __global__ void __launch_bounds__(kThreadsFwd, 1)
     Consumer<T, D> cs;
     int ring = 0;
     for (int it = 0;; ++it) {
-      const int x = it & 1, use = it >> 1;
-      mbar_wait(list_full + 8 * x, use & 1);
-      const int w = slots[2 * x];
+      const int x = it & 1, use = it >> 1, w = listed_item(it);
       if (w < 0) break;
       const Item m = item_at(c, w);
       cs.start(m.row0 + 64 * wg + 16 * wi + (lane >> 2));

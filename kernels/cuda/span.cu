@@ -162,14 +162,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
       mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
       mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
     }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      mu[r] = mx[r] == kNegInf ? 0.f : mx[r];
-      alpha[r] = exp2f(mrow[r] - mu[r]);
-      mrow[r] = mx[r];
-    }
+    softmax_rows(mx, mrow, mu, alpha);
 #pragma unroll
     for (int nb = 0; nb < 2; ++nb) {
       s[nb][0] = exp2f(s[nb][0] - mu[0]);
@@ -207,9 +200,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   float* sL = sM + 4 * kDecRows;                          // [4][16]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float l = lrow[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float l = row_sum(lrow[r]);
     const int rr = (lane >> 2) + 8 * r;
     if ((lane & 3) == 0) {
       sM[warp * kDecRows + rr] = mrow[r];
