@@ -5,7 +5,7 @@
 import type { AttentionSite } from './attention/site.js';
 import { fail } from './errors.js';
 import { Model } from './ir/model.js';
-import { loadModelAsync } from './onnx/load.js';
+import { loadModelAsync, type DeferOptions } from './onnx/load.js';
 import { saveModelAsync, type ExternalDataMode, type SaveResult } from './onnx/save.js';
 import { runPasses, PassRegistry, type PassRun } from './pipeline/manager.js';
 import type { Pass } from './pipeline/pass.js';
@@ -27,6 +27,8 @@ export interface ConvertOptions {
   externalData?: ExternalDataMode;
   report?: (line: string) => void;
   progress?: (done: number, total: number, label?: string) => void;
+  /** leave large embedded weights in the input file until they are written (default true; see load.ts) */
+  deferPayloads?: boolean | DeferOptions;
 }
 
 export interface LayerReport {
@@ -58,7 +60,8 @@ export async function convertModel(options: ConvertOptions): Promise<ConvertRepo
   const seqLen = options.seqLen ?? 4096;
   const progress = options.progress;
   progress?.(0, 0, `loading ${options.input}`);
-  const loaded = await loadModelAsync(options.input);
+  // large embedded weights stay in the input file (read only if a pass needs them) and are copied from file to file when written
+  const loaded = await loadModelAsync(options.input, { deferPayloads: options.deferPayloads ?? true });
   try {
     progress?.(0, 0, 'checking the input');
     const model = Model.lift(loaded);

@@ -2,6 +2,7 @@
 import { elementType } from './onnx/dtype.js';
 import { externalDataRef, isExternal } from './onnx/external.js';
 import { allInitializers } from './onnx/save.js';
+import { deferredPayload } from './onnx/payload.js';
 import { tensorByteLength } from './onnx/tensor.js';
 import type { Dim, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
@@ -56,7 +57,7 @@ export function summarizeModel(model: Model): ModelSummary {
       externalBytes += tensorByteLength(t);
       files.add(externalDataRef(t).location);
     } else {
-      embeddedBytes += t.rawData?.length ?? tensorByteLength(t);
+      embeddedBytes += deferredPayload(t)?.length ?? t.rawData?.length ?? tensorByteLength(t);
     }
   }
   const sorted = Object.fromEntries(Object.entries(histogram).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));

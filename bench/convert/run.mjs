@@ -2,7 +2,7 @@
 // Wall time and peak RSS of `inspect` and `convert` on large generated models, against a plain copy.
 //
 //   npm run build && node bench/convert/run.mjs [--runs 5] [--dir /tmp/attnpass-bench] [--passes att,ast,span,window]
-//                                               [--copy-layers 2] [--copy-model llama7b] [--skip-2gb] [--keep]
+//                                               [--copy-layers 2] [--copy-model llama7b] [--copy-runs 3] [--skip-2gb] [--keep]
 //
 // Every measurement is its own child process (so peak RSS is per run: process.resourceUsage().maxRSS, read
 // at exit by bench/convert/trace-io.mjs, which also counts the bytes each run reads from every file) and the
@@ -15,13 +15,17 @@
 //   llama7b, --copy-layers layers  the same shape cut to N layers (2 layers: ~2.5 GB of data), converted once
 //            with --external-data copy into another folder: the data is streamed in bounded chunks.
 // Floors: `cp` of the model file (of the data file too for the copy run) and copy + parse (copyFileSync then
-// our loader's read + decode) in one node process.
+// our loader's read + decode) in one node process. The floor's parse is `loadModel`, which reads the whole
+// file; convert and inspect read the structure only and leave embedded weights in the file
+// (src/onnx/skim.ts), so convert reads and writes each weight byte once, as the floor's copy does, and skips
+// the floor's second full read. (cp of the sparse llama data file reads nothing: it finds the file is all
+// hole and writes zeros; the conversion reads every byte.)
 // A real >2 GB check closes the run: a model with 2.4 GB of embedded initializers built in memory (views of one
 // 268 MB buffer) is saved — externalised automatically — then loaded and run by onnxruntime-node.
 // Results: a table on stdout, JSON in bench/results/convert.json.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,11 +45,18 @@ function parseArgs(argv) {
 }
 
 const args = parseArgs(process.argv.slice(2));
+if (args.help === 'true' || process.argv.includes('-h')) {
+  // the usage is the comment at the top of this file
+  const text = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  console.log(text.slice(1, text.findIndex((l) => l.startsWith('import'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
 const RUNS = Number(args.runs ?? 5);
 const DIR = resolve(args.dir ?? join(tmpdir(), 'attnpass-bench'));
 const PASSES = (args.passes ?? 'att,ast,span,window').split(',');
 const COPY_LAYERS = Number(args['copy-layers'] ?? 2);
 const COPY_MODEL = args['copy-model'] ?? 'llama7b';
+const COPY_RUNS = Number(args['copy-runs'] ?? 3);
 const SKIP_2GB = args['skip-2gb'] === 'true';
 const KEEP = args.keep === 'true';
 const ONLY = args.models ? new Set(args.models.split(',')) : undefined;
@@ -195,7 +206,10 @@ function modelRows(name, modelPath, { dataFile, convertExtra = [] } = {}) {
 }
 
 process.stderr.write(`attnpass convert benchmark: ${RUNS} runs (+1 warm-up) each, models in ${DIR}\n`);
-const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, dir: DIR };
+// load averages (1, 5, 15 min) at the start and the end: on a shared 2-core machine a compile running beside the
+// benchmark shows up here, and its numbers should then be taken again
+const load = () => loadavg().map((l) => +l.toFixed(2));
+const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, dir: DIR, loadAtStart: load() };
 
 // 1. Llama-7B-shaped, external data, --external-data reference
 if (!ONLY || ONLY.has('llama7b')) {
@@ -229,8 +243,8 @@ if (!ONLY || ONLY.has('copy')) {
     rmSync(outDir, { recursive: true, force: true });
     mkdirSync(outDir, { recursive: true });
   };
-  measure({ ...base, step: 'cp --sparse=never (model + data)' }, () => timedRun('cp', ['--sparse=never', modelPath, dataFile, outDir]), 1, { cleanup: resetOut });
-  measure({ ...base, step: 'cp --sparse=never + fsync (model + data)' }, () => timedRun('sh', ['-c', 'cp --sparse=never "$0" "$1" "$2" && sync "$2"/*', modelPath, dataFile, outDir]), 1, { cleanup: resetOut });
+  measure({ ...base, step: 'cp --sparse=never (model + data)' }, () => timedRun('cp', ['--sparse=never', modelPath, dataFile, outDir]), COPY_RUNS, { cleanup: resetOut });
+  measure({ ...base, step: 'cp --sparse=never + fsync (model + data)' }, () => timedRun('sh', ['-c', 'cp --sparse=never "$0" "$1" "$2" && sync "$2"/*', modelPath, dataFile, outDir]), COPY_RUNS, { cleanup: resetOut });
   measure({ ...base, step: 'convert --pass ast --external-data copy' }, () => {
     const report = join(DIR, 'report.copy.json');
     const r = nodeRun([...convertArgs(modelPath, out, 'ast', ['--external-data', 'copy']), '--report', report]);
@@ -241,7 +255,7 @@ if (!ONLY || ONLY.has('copy')) {
     }
     rmSync(report, { force: true });
     return r;
-  }, 1, {
+  }, COPY_RUNS, {
     cleanup: () => removeOutput(out),
     dataFile,
   });
@@ -317,7 +331,8 @@ const rows = results.map((r) => {
 });
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells) => cells.map((c, i) => (i === 2 || i === 3 || i === 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-console.log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memGiB} GiB, node ${machine.node}; models in ${DIR}`);
+machine.loadAtEnd = load();
+console.log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memGiB} GiB, node ${machine.node}; models in ${DIR}; load average ${machine.loadAtStart.join(' ')} at the start, ${machine.loadAtEnd.join(' ')} at the end`);
 console.log(line(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));

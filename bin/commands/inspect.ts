@@ -15,12 +15,18 @@ export const inspectCommand = {
       .example('$0 inspect model.onnx', 'summary and attention-layer table')
       .example('$0 inspect model.onnx --json | jq .attentionSites', 'machine-readable sites'),
   handler: async (args: { model: string; json: boolean }) => {
-    const model = Model.lift(await loadModelAsync(args.model));
-    // a broken model gets its problems (each naming graph, node, value and the fix) and exit code 1; validating infers its types
-    assertValid(model, { context: args.model });
-    const summary = summarizeModel(model);
-    const attention = describeAttention(model);
-    if (args.json) process.stdout.write(`${JSON.stringify({ ...summary, ...attention }, null, 2)}\n`);
-    else process.stdout.write(`${formatSummary(summary)}\n${formatAttention(attention)}\n`);
+    // large embedded weights stay in the file: inspecting needs their sizes, not their bytes
+    const loaded = await loadModelAsync(args.model, { deferPayloads: true });
+    try {
+      const model = Model.lift(loaded);
+      // a broken model gets its problems (each naming graph, node, value and the fix) and exit code 1; validating infers its types
+      assertValid(model, { context: args.model });
+      const summary = summarizeModel(model);
+      const attention = describeAttention(model);
+      if (args.json) process.stdout.write(`${JSON.stringify({ ...summary, ...attention }, null, 2)}\n`);
+      else process.stdout.write(`${formatSummary(summary)}\n${formatAttention(attention)}\n`);
+    } finally {
+      loaded.external.close();
+    }
   },
 };

@@ -10,6 +10,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, stat
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { fail } from '../errors.js';
 import { onnx, type TensorProto } from './codec.js';
+import type { PayloadSource } from './payload.js';
 
 export interface ExternalDataRef {
   location: string;
@@ -45,6 +46,8 @@ export class ExternalDataFiles {
   /** locations already resolved and checked (a 7B model has hundreds of tensors in one file) */
   private readonly resolved = new Map<string, string>();
   private readonly realBase: string | undefined;
+  /** the model file itself, when its payloads were deferred (load.ts): closed with the rest */
+  private readonly sources: PayloadSource[] = [];
 
   /** `baseDir`: the model's folder; undefined for a model loaded from bytes (no external data possible). */
   constructor(readonly baseDir: string | undefined) {
@@ -106,7 +109,13 @@ export class ExternalDataFiles {
     return this.open(location, tensorName);
   }
 
+  /** Closes `source` (the model file, read for deferred payloads) with the data files. */
+  adopt(source: PayloadSource): void {
+    this.sources.push(source);
+  }
+
   close(): void {
+    for (const source of this.sources.splice(0)) source.close();
     for (const { fd } of this.fds.values()) closeSync(fd);
     this.fds.clear();
     this.resolved.clear();

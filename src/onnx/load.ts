@@ -2,8 +2,10 @@
 import { closeSync, constants, fstatSync, openSync, read, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AttnpassError, fail } from '../errors.js';
-import { onnx, toBigInt, type ModelProto } from './codec.js';
+import { onnx, toBigInt, type ModelProto, type TensorProto } from './codec.js';
 import { ExternalDataFiles } from './external.js';
+import { deferPayload, PayloadSource } from './payload.js';
+import { skimModel, visitTensors, type SkimmedPayload } from './skim.js';
 import { locateDecodeFailure, wireTypeMismatches } from './wire.js';
 
 /** The IR versions and default-domain opsets attnpass reads (ONNX 1.23 writes IR 14). */
@@ -16,7 +18,7 @@ export interface LoadedModel {
   path: string | undefined;
   /** folder that external data locations are relative to */
   external: ExternalDataFiles;
-  /** the bytes the proto's raw_data fields are views into */
+  /** the bytes the proto's raw_data fields are views into (with `deferPayloads`, the file less its deferred payloads) */
   bytes: Uint8Array;
 }
 
@@ -25,16 +27,74 @@ export interface LoadOptions {
   baseDir?: string;
 }
 
+export interface DeferOptions {
+  /** raw_data payloads at least this large stay in the file (default 64 KiB) */
+  minBytes?: number;
+  /** files smaller than this are read whole (default 16 MiB) */
+  minFileBytes?: number;
+}
+
+export interface AsyncLoadOptions {
+  /**
+   * Leave large embedded raw_data payloads in the file: each such tensor's `rawData` is read from the file
+   * on first use (payload.ts), and saving copies it from file to file. The file stays open until
+   * `loaded.external.close()`, which the caller must call; a payload read after that fails.
+   */
+  deferPayloads?: boolean | DeferOptions;
+}
+
 export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): LoadedModel {
   if (typeof source !== 'string') return { proto: decodeModel(source, '<bytes>'), path: undefined, external: new ExternalDataFiles(options.baseDir), bytes: source };
   const path = resolve(source);
   return loadedFrom(path, readWholeFile(path));
 }
 
-/** `loadModel` of a file, read on libuv's thread pool (see `readWholeFileAsync`). */
-export async function loadModelAsync(source: string): Promise<LoadedModel> {
+/** `loadModel` of a file, read on libuv's thread pool (see `readWholeFileAsync`), or with its large payloads deferred. */
+export async function loadModelAsync(source: string, options: AsyncLoadOptions = {}): Promise<LoadedModel> {
   const path = resolve(source);
+  if (options.deferPayloads) {
+    const deferred = loadDeferred(path, options.deferPayloads === true ? {} : options.deferPayloads);
+    if (deferred) return deferred;
+  }
   return loadedFrom(path, await readWholeFileAsync(path));
+}
+
+/**
+ * Loads the file's structure with its large raw_data payloads left in the file (skim.ts), or returns
+ * undefined when the file is small, has no such payload, or is unusual in any way: the ordinary load then
+ * reads it whole (and explains what is wrong with it).
+ */
+function loadDeferred(path: string, options: DeferOptions): LoadedModel | undefined {
+  const { fd, size } = openModelFile(path);
+  let source: PayloadSource | undefined;
+  try {
+    if (size < (options.minFileBytes ?? 16 << 20)) return undefined;
+    const skimmed = skimModel(fd, size, Math.max(1, options.minBytes ?? 64 << 10));
+    if (!skimmed) return undefined;
+    let proto: ModelProto;
+    try {
+      proto = decodeModel(skimmed.bytes, path);
+    } catch {
+      return undefined;
+    }
+    const byPosition = new Map(skimmed.payloads.map((p) => [skimmed.bytes.byteOffset + p.at, p]));
+    const found: Array<[TensorProto, SkimmedPayload]> = [];
+    visitTensors(proto, (t) => {
+      const raw = Object.prototype.hasOwnProperty.call(t, 'rawData') ? t.rawData : undefined;
+      if (!raw || raw.length !== 1 || raw.buffer !== skimmed.bytes.buffer) return;
+      const payload = byPosition.get(raw.byteOffset);
+      if (payload) found.push([t, payload]);
+    });
+    // every placeholder must turn up exactly once (a field repeated against the schema could hide one): else read it whole
+    if (found.length !== skimmed.payloads.length || new Set(found.map(([, p]) => p)).size !== found.length) return undefined;
+    source = new PayloadSource(fd, path);
+    for (const [t, payload] of found) deferPayload(t, { source, offset: payload.offset, length: payload.length });
+    const external = new ExternalDataFiles(dirname(path));
+    external.adopt(source);
+    return { proto, path, external, bytes: skimmed.bytes };
+  } finally {
+    if (!source) closeSync(fd);
+  }
 }
 
 function loadedFrom(path: string, bytes: Uint8Array): LoadedModel {

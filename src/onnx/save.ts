@@ -10,8 +10,9 @@ import { fail } from '../errors.js';
 import { Long, onnx, type GraphProto, type ModelProto, type TensorProto } from './codec.js';
 import { isExternal, externalDataRef, type ExternalDataFiles } from './external.js';
 import { AtomicFile, writeAtomically, writeAtomicallyAsync } from './atomic.js';
-import { readSync } from 'node:fs';
-import { encodeModelParts, writeParts, writePartsAsync, type EncodedParts } from './stream.js';
+import { read, readSync } from 'node:fs';
+import { CopyBuffers, encodeModelParts, payloadRegion, regionChunks, regionChunksAsync, writeParts, writePartsAsync, type EncodedParts, type FileRegion } from './stream.js';
+import { deferredPayload, rawDataLength, saveRawData } from './payload.js';
 
 export type ExternalDataMode = 'reference' | 'copy';
 
@@ -89,10 +90,10 @@ function planSave(proto: ModelProto, target: string, options: SaveOptions): Save
   let dataName = `${basename(path)}.data`;
   for (let i = 1; referenced.has(dataName); i++) dataName = `${basename(path)}.${i}.data`;
 
-  const embeddedBytes = initializers.reduce((sum, t) => sum + (isExternal(t) ? 0 : (t.rawData?.length ?? 0)), 0);
+  const embeddedBytes = initializers.reduce((sum, t) => sum + (isExternal(t) ? 0 : rawDataLength(t)), 0);
   const externalize = embeddedBytes > limit - 64 * 1024 * 1024;
   const toCopy = mode === 'copy' ? externalTensors : [];
-  const toMove = externalize ? initializers.filter((t) => !isExternal(t) && (t.rawData?.length ?? 0) >= minBytes) : [];
+  const toMove = externalize ? initializers.filter((t) => !isExternal(t) && rawDataLength(t) >= minBytes) : [];
   if (toCopy.length > 0 && !options.external) {
     fail('external-data', `tensor '${toCopy[0]!.name}' keeps its data in an external file, but the save was not told where the source model's folder is (pass { external: loaded.external }).`);
   }
@@ -132,12 +133,18 @@ export function saveModel(proto: ModelProto, target: string, options: SaveOption
     writeAtomically(dataFile ? [dataFile, modelFile] : [modelFile], () => {
       if (dataFile) {
         const total = dataProgressTotal(plan, options);
+        const buffers = new CopyBuffers();
         for (const t of plan.toCopy) {
-          restore.push(copyExternal(t, options.external!, dataFile, plan.dataName));
+          const copied = copyExternal(t, options.external!, dataFile, plan.dataName);
+          restore.push(copied.restore);
+          for (const c of regionChunks(copied.region, buffers)) dataFile.write(c);
           options.progress?.(dataFile.bytesWritten, total, 'data');
         }
         for (const t of plan.toMove) {
-          restore.push(moveEmbedded(t, dataFile, plan.dataName, (c) => dataFile.write(c)));
+          const moved = moveEmbedded(t, dataFile, plan.dataName);
+          restore.push(moved.restore);
+          if (moved.bytes) dataFile.write(moved.bytes);
+          else for (const c of regionChunks(moved.region!, buffers)) dataFile.write(c);
           options.progress?.(dataFile.bytesWritten, total, 'data');
         }
       }
@@ -165,16 +172,18 @@ export async function saveModelAsync(proto: ModelProto, target: string, options:
     await writeAtomicallyAsync(dataFile ? [dataFile, modelFile] : [modelFile], async () => {
       if (dataFile) {
         const total = dataProgressTotal(plan, options);
+        const buffers = new CopyBuffers();
         for (const t of plan.toCopy) {
-          restore.push(copyExternal(t, options.external!, dataFile, plan.dataName));
+          const copied = copyExternal(t, options.external!, dataFile, plan.dataName);
+          restore.push(copied.restore);
+          for await (const c of regionChunksAsync(copied.region, buffers)) await dataFile.writeAsync(c);
           options.progress?.(dataFile.bytesWritten, total, 'data');
-          dataFile.flushInBackground();
-          await new Promise<void>((r) => setImmediate(r));
         }
         for (const t of plan.toMove) {
-          const pending: Uint8Array[] = [];
-          restore.push(moveEmbedded(t, dataFile, plan.dataName, (c) => pending.push(c)));
-          for (const c of pending) await dataFile.writeAsync(c);
+          const moved = moveEmbedded(t, dataFile, plan.dataName);
+          restore.push(moved.restore);
+          if (moved.bytes) await dataFile.writeAsync(moved.bytes);
+          else for await (const c of regionChunksAsync(moved.region!, buffers)) await dataFile.writeAsync(c);
           options.progress?.(dataFile.bytesWritten, total, 'data');
         }
       }
@@ -192,7 +201,7 @@ export async function saveModelAsync(proto: ModelProto, target: string, options:
 function dataProgressTotal(plan: SavePlan, options: SaveOptions): number {
   let total = 0;
   for (const t of plan.toCopy) total += options.external!.regionLength(t);
-  for (const t of plan.toMove) total += t.rawData?.length ?? 0;
+  for (const t of plan.toMove) total += rawDataLength(t);
   return total;
 }
 
@@ -210,41 +219,63 @@ function pad(file: AtomicFile): void {
   if (rem) file.write(new Uint8Array(ALIGN - rem));
 }
 
-function copyExternal(t: TensorProto, source: ExternalDataFiles, out: AtomicFile, dataName: string): () => void {
+/**
+ * Points `t` at the data file (at its current end, aligned) and returns the region of the source data
+ * file to append there (copied in chunks: never the whole tensor in memory).
+ */
+function copyExternal(t: TensorProto, source: ExternalDataFiles, out: AtomicFile, dataName: string): { restore: () => void; region: FileRegion } {
   const ref = externalDataRef(t);
   const length = source.regionLength(t);
   const { fd } = source.openFile(ref.location, t.name);
   pad(out);
   const offset = out.bytesWritten;
-  const chunk = Buffer.allocUnsafe(Math.min(length, 16 << 20) || 1);
-  for (let done = 0; done < length; ) {
-    const n = readSync(fd, chunk, 0, Math.min(chunk.length, length - done), ref.offset + done);
-    if (n === 0) fail('external-data', `tensor '${t.name}': external data file '${ref.location}' ended early.`);
-    out.write(chunk.subarray(0, n));
-    done += n;
-  }
+  const ended = (): never => fail('external-data', `tensor '${t.name}': external data file '${ref.location}' ended early.`);
+  const region: FileRegion = {
+    offset: ref.offset,
+    length,
+    read(buffer, n, at) {
+      for (let done = 0; done < n; ) {
+        const got = readSync(fd, buffer, done, n - done, at + done);
+        if (got === 0) ended();
+        done += got;
+      }
+    },
+    async readAsync(buffer, n, at) {
+      for (let done = 0; done < n; ) {
+        const got = await new Promise<number>((resolveRead, rejectRead) => read(fd, buffer, done, n - done, at + done, (err, bytes) => (err ? rejectRead(err) : resolveRead(bytes))));
+        if (got === 0) ended();
+        done += got;
+      }
+    },
+  };
   const before = t.externalData;
   t.externalData = externalEntries(dataName, offset, length);
-  return () => { t.externalData = before; };
+  return { restore: () => { t.externalData = before; }, region };
 }
 
-function moveEmbedded(t: TensorProto, out: AtomicFile, dataName: string, write: (chunk: Uint8Array) => void): () => void {
-  const raw = t.rawData ?? new Uint8Array(0);
-  const rem = out.bytesWritten % ALIGN;
-  if (rem) out.write(new Uint8Array(ALIGN - rem));
+/**
+ * Points `t` at the data file (at its current end, aligned) and returns what to append there: its
+ * raw_data bytes, or the region of the model file they are still in when they were never read (payload.ts).
+ */
+function moveEmbedded(t: TensorProto, out: AtomicFile, dataName: string): { restore: () => void; bytes?: Uint8Array; region?: FileRegion } {
+  const file = deferredPayload(t);
+  const raw = file ? undefined : (t.rawData ?? new Uint8Array(0));
+  const length = file ? file.length : raw!.length;
+  pad(out);
   const offset = out.bytesWritten;
-  write(raw);
+  const restoreRaw = saveRawData(t);
   const had = Object.prototype.hasOwnProperty.call(t, 'dataLocation');
-  const before = { rawData: t.rawData, externalData: t.externalData, dataLocation: t.dataLocation };
+  const before = { externalData: t.externalData, dataLocation: t.dataLocation };
   t.rawData = new Uint8Array(0);
-  t.externalData = externalEntries(dataName, offset, raw.length);
+  t.externalData = externalEntries(dataName, offset, length);
   t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
-  return () => {
-    t.rawData = before.rawData;
+  const restore = (): void => {
+    restoreRaw();
     t.externalData = before.externalData;
     if (had) t.dataLocation = before.dataLocation;
     else delete (t as Partial<TensorProto>).dataLocation;
   };
+  return file ? { restore, region: payloadRegion(file) } : { restore, bytes: raw! };
 }
 
 function safeRealpath(p: string): string {

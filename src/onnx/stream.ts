@@ -12,18 +12,31 @@
  * leads to the payload go through the codec as a partial message (same bytes as in the whole message), the
  * leading field becomes tag + length (computed from its own parts) + its parts, and a payload field itself
  * becomes tag + length + the view. A message with no large payload below it is encoded whole by the codec.
+ * A raw_data that was never read (a model loaded with deferred payloads, payload.ts) becomes a part that
+ * names its region of the model file, copied from file to file when written, in chunks of a reused buffer.
  * Nothing here knows ONNX beyond the wire schema table (wire-schema.ts); tests/large/stream.test.ts checks
- * byte identity against the codec on real and generated models.
+ * byte identity against the codec on real and generated models, tests/large/deferred.test.ts with file parts.
  */
 import { onnx } from './codec.js';
+import { deferredPayload, type DeferredPayload } from './payload.js';
 import { WIRE_SCHEMA, type FieldSpec } from './wire-schema.js';
 
 /** Payloads at least this large are written from their views; smaller ones are copied by the codec. */
 export const DEFAULT_MIN_VIEW_BYTES = 64 * 1024;
 
-/** An encoded model as a list of parts (small encoded runs and views of large payloads), in order. */
+/**
+ * A part of an encoded model: bytes, or a region of the model file for a payload that was never read
+ * (a deferred raw_data, payload.ts), copied from file to file when written.
+ */
+export type EncodedPart = Uint8Array | DeferredPayload;
+
+export function isFilePart(part: EncodedPart): part is DeferredPayload {
+  return !(part instanceof Uint8Array);
+}
+
+/** An encoded model as a list of parts (small encoded runs, views of large payloads, file regions), in order. */
 export interface EncodedParts {
-  parts: Uint8Array[];
+  parts: EncodedPart[];
   /** total bytes: the sum of the parts' lengths */
   length: number;
 }
@@ -92,7 +105,7 @@ function buildTables(): void {
         id: Number(id),
         prop: camelCase(spec[0]),
         spec,
-        tag: varint((Number(id) << 3) | 2),
+        tag: encodeVarint((Number(id) << 3) | 2),
         carrier: (spec[1] === 'bytes' && spec[2] === 'optional') || (spec[1] === 'message' && reaches.has(spec[3]!) && codecFor(spec[3]!) !== undefined),
       }))
       .sort((a, b) => a.id - b.id);
@@ -107,7 +120,8 @@ buildTables();
 for (const t of TYPES.values()) for (const f of t.fields) if (f.carrier && f.spec[1] === 'message' && !TYPES.has(f.spec[3]!)) f.carrier = false;
 for (const t of TYPES.values()) t.carriers = t.fields.filter((f) => f.carrier);
 
-function varint(value: number): Uint8Array {
+/** A protobuf varint (lengths and tags). */
+export function encodeVarint(value: number): Uint8Array {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`cannot encode ${value} as a length`);
   const out: number[] = [];
   while (value > 127) {
@@ -133,7 +147,16 @@ class PartsEncoder {
     if (known !== undefined) return known;
     let found = false;
     for (const f of type.carriers) {
-      if (message[f.prop] == null || !has(message, f.prop)) continue;
+      if (!has(message, f.prop)) continue;
+      if (f.spec[1] === 'bytes') {
+        const file = deferredPayload(message);
+        if (file && f.prop === 'rawData') {
+          found = file.length >= this.minView;
+          if (found) break;
+          continue;
+        }
+      }
+      if (message[f.prop] == null) continue;
       const value = message[f.prop];
       if (f.spec[1] === 'bytes') {
         found = value instanceof Uint8Array && value.length >= this.minView;
@@ -148,7 +171,7 @@ class PartsEncoder {
   }
 
   /** Appends the encoding of `message` to `out` and returns its length in bytes. */
-  encode(message: Message, type: TypeInfo, out: Uint8Array[]): number {
+  encode(message: Message, type: TypeInfo, out: EncodedPart[]): number {
     if (!this.carriesLarge(message, type)) return push(out, type.codec.encode(message).finish());
     let total = 0;
     let pending: Message = {};
@@ -159,7 +182,18 @@ class PartsEncoder {
       pendingCount = 0;
     };
     for (const f of type.fields) {
-      if (!has(message, f.prop) || message[f.prop] == null) continue;
+      if (!has(message, f.prop)) continue;
+      if (f.carrier && f.spec[1] === 'bytes' && f.prop === 'rawData') {
+        const file = deferredPayload(message);
+        if (file && file.length >= this.minView) {
+          flush();
+          total += push(out, f.tag) + push(out, encodeVarint(file.length));
+          out.push(file);
+          total += file.length;
+          continue;
+        }
+      }
+      if (message[f.prop] == null) continue;
       const value = message[f.prop];
       if (!f.carrier) {
         pending[f.prop] = value;
@@ -174,7 +208,7 @@ class PartsEncoder {
           continue;
         }
         flush();
-        total += push(out, f.tag) + push(out, varint(bytes.length)) + push(out, bytes);
+        total += push(out, f.tag) + push(out, encodeVarint(bytes.length)) + push(out, bytes);
         continue;
       }
       const sub = TYPES.get(f.spec[3]!)!;
@@ -196,9 +230,9 @@ class PartsEncoder {
         }
         flushRun();
         flush();
-        const inner: Uint8Array[] = [];
+        const inner: EncodedPart[] = [];
         const length = this.encode(item, sub, inner);
-        total += push(out, f.tag) + push(out, varint(length));
+        total += push(out, f.tag) + push(out, encodeVarint(length));
         for (const part of inner) out.push(part);
         total += length;
       }
@@ -213,7 +247,7 @@ class PartsEncoder {
   }
 }
 
-function push(out: Uint8Array[], part: Uint8Array): number {
+function push(out: EncodedPart[], part: Uint8Array): number {
   if (part.length > 0) out.push(part);
   return part.length;
 }
@@ -221,7 +255,7 @@ function push(out: Uint8Array[], part: Uint8Array): number {
 /** Encodes a ModelProto into parts whose concatenation equals `onnx.ModelProto.encode(proto).finish()`. */
 export function encodeModelParts(proto: onnx.ModelProto.$Properties, options: StreamEncodeOptions = {}): EncodedParts {
   const encoder = new PartsEncoder(options.minViewBytes ?? DEFAULT_MIN_VIEW_BYTES);
-  const parts: Uint8Array[] = [];
+  const parts: EncodedPart[] = [];
   const type = TYPES.get('ModelProto');
   if (!type) {
     const whole = onnx.ModelProto.encode(proto).finish();
@@ -236,7 +270,8 @@ export function concatParts(encoded: EncodedParts): Uint8Array {
   const out = new Uint8Array(encoded.length);
   let at = 0;
   for (const p of encoded.parts) {
-    out.set(p, at);
+    if (isFilePart(p)) p.source.readInto(out, at, p.length, p.offset);
+    else out.set(p, at);
     at += p.length;
   }
   return out;
@@ -258,27 +293,35 @@ export interface WritePartsOptions {
 
 /**
  * Writes the parts in order. Small parts are gathered into one staging buffer; parts at least half its
- * size are written straight from their views. Memory beyond the parts themselves: the staging buffer.
+ * size are written straight from their views; file regions are copied in chunks. Memory beyond the parts
+ * themselves: the staging buffer and the copy buffer.
  */
 export function writeParts(encoded: EncodedParts, sink: ByteSink, options: WritePartsOptions = {}): number {
   let written = 0;
-  for (const chunk of stagedChunks(encoded, options.stagingBytes)) {
+  const buffers = new CopyBuffers();
+  const put = (chunk: Uint8Array): void => {
     sink.write(chunk);
     written += chunk.length;
     options.progress?.(written, encoded.length);
+  };
+  for (const item of stagedItems(encoded, options.stagingBytes)) {
+    if (item instanceof Uint8Array) put(item);
+    else for (const chunk of regionChunks(payloadRegion(item), buffers)) put(chunk);
   }
   return written;
 }
 
 /**
  * `writeParts` that yields to the event loop about every `sliceBytes` (default 8 MiB), so a signal can
- * stop a long write; `sink.write` is synchronous (AtomicFile.write).
+ * stop a long write; `sink.write` is synchronous (AtomicFile.write). File regions are read ahead on
+ * libuv's thread pool while the previous chunk is written.
  */
-export async function writePartsAsync(encoded: EncodedParts, sink: ByteSink & { writeAsync?(chunk: Uint8Array): Promise<void> }, options: WritePartsOptions & { sliceBytes?: number } = {}): Promise<number> {
+export async function writePartsAsync(encoded: EncodedParts, sink: ByteSink, options: WritePartsOptions & { sliceBytes?: number } = {}): Promise<number> {
   const slice = options.sliceBytes ?? 8 << 20;
   let written = 0;
   let sinceYield = 0;
-  for (const chunk of stagedChunks(encoded, options.stagingBytes)) {
+  const buffers = new CopyBuffers();
+  const put = async (chunk: Uint8Array): Promise<void> => {
     for (let at = 0; at < chunk.length; at += slice) {
       const piece = chunk.subarray(at, Math.min(chunk.length, at + slice));
       sink.write(piece);
@@ -291,16 +334,92 @@ export async function writePartsAsync(encoded: EncodedParts, sink: ByteSink & { 
         await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
       }
     }
+  };
+  for (const item of stagedItems(encoded, options.stagingBytes)) {
+    if (item instanceof Uint8Array) await put(item);
+    else for await (const chunk of regionChunksAsync(payloadRegion(item), buffers)) await put(chunk);
   }
   return written;
 }
 
-function* stagedChunks(encoded: EncodedParts, stagingBytes = 4 << 20): Generator<Uint8Array> {
+/** A region of an open file to copy: `length` bytes from `offset`, read by `read` / `readAsync` into a buffer. */
+export interface FileRegion {
+  offset: number;
+  length: number;
+  /** fills `buffer[0, n)` with the file's bytes from `at` on */
+  read(buffer: Buffer, n: number, at: number): void;
+  readAsync(buffer: Buffer, n: number, at: number): Promise<void>;
+}
+
+export function payloadRegion(p: DeferredPayload): FileRegion {
+  return {
+    offset: p.offset,
+    length: p.length,
+    read: (buffer, n, at) => p.source.readInto(buffer, 0, n, at),
+    readAsync: (buffer, n, at) => p.source.readIntoAsync(buffer, 0, n, at),
+  };
+}
+
+/** Copies go through buffers of this size: large sequential reads, few system calls. */
+export const COPY_CHUNK_BYTES = 8 << 20;
+
+/**
+ * The two copy buffers of one save, allocated on first use and reused for every region it copies (one
+ * set per save: a save that yields must not share them with another running at the same time).
+ */
+export class CopyBuffers {
+  private readonly buffers: Buffer[] = [];
+
+  get(i: 0 | 1): Buffer {
+    return (this.buffers[i] ??= Buffer.allocUnsafeSlow(COPY_CHUNK_BYTES));
+  }
+}
+
+/**
+ * A region's bytes in chunks of one reused buffer: each chunk is valid until the next is asked for, so
+ * the caller must write it first (never collect them).
+ */
+export function* regionChunks(region: FileRegion, buffers: CopyBuffers): Generator<Uint8Array> {
+  const buffer = buffers.get(0);
+  for (let done = 0; done < region.length; ) {
+    const n = Math.min(buffer.length, region.length - done);
+    region.read(buffer, n, region.offset + done);
+    yield buffer.subarray(0, n);
+    done += n;
+  }
+}
+
+/**
+ * `regionChunks` reading one chunk ahead on libuv's thread pool (into the other buffer) while the caller
+ * writes the current one. Same rule: write each chunk before asking for the next.
+ */
+export async function* regionChunksAsync(region: FileRegion, buffers: CopyBuffers): AsyncGenerator<Uint8Array> {
+  const chunk = COPY_CHUNK_BYTES;
+  const size = (done: number): number => Math.min(chunk, region.length - done);
+  let k = 0;
+  let pending: Promise<void> | undefined = region.length > 0 ? region.readAsync(buffers.get(0), size(0), region.offset) : undefined;
+  try {
+    for (let done = 0; done < region.length; done += chunk) {
+      await pending;
+      pending = undefined;
+      const current = buffers.get((k & 1) as 0 | 1);
+      k++;
+      if (done + chunk < region.length) pending = region.readAsync(buffers.get((k & 1) as 0 | 1), size(done + chunk), region.offset + done + chunk);
+      yield current.subarray(0, size(done));
+    }
+  } finally {
+    // stopped early (an error while writing): let the read in flight finish before its buffer is reused
+    await pending?.catch(() => undefined);
+  }
+}
+
+/** The parts in order as staged chunks of bytes, and file regions as they are (copied by the caller). */
+function* stagedItems(encoded: EncodedParts, stagingBytes = 4 << 20): Generator<Uint8Array | DeferredPayload> {
   const direct = Math.max(1, stagingBytes >> 1);
   let staging: Uint8Array | undefined;
   let used = 0;
   for (const part of encoded.parts) {
-    if (part.length >= direct) {
+    if (isFilePart(part) || part.length >= direct) {
       if (used > 0) {
         yield staging!.subarray(0, used);
         used = 0;

@@ -28,6 +28,7 @@ import { DataType, onnx, toBigInt, type TensorProto } from '../onnx/codec.js';
 import { elementType, isKnownElementType } from '../onnx/dtype.js';
 import { isExternal } from '../onnx/external.js';
 import { MAX_DEFAULT_OPSET } from '../onnx/load.js';
+import { rawDataLength } from '../onnx/payload.js';
 import { ARITY, ONNX_ML_OPS, ONNX_OPS, ORT_DEFAULT_DOMAIN_OPS, SINCE_VERSION } from './onnx-ops.js';
 
 export interface Diagnostic {
@@ -217,8 +218,9 @@ function checkTensor(ctx: Ctx, t: TensorProto, where: () => string, g: Graph): v
     push(`data_location is EXTERNAL but external_data is empty. Re-save the model with its external data, or set data_location to DEFAULT.`);
     return;
   }
-  if (t.rawData && t.rawData.length > 0) {
-    if (BigInt(t.rawData.length) !== need) push(`raw_data has ${t.rawData.length} bytes but dims ${shape()} need ${need}. The file is damaged or was written by a faulty tool; re-export it.`);
+  const rawLength = rawDataLength(t);
+  if (rawLength > 0) {
+    if (BigInt(rawLength) !== need) push(`raw_data has ${rawLength} bytes but dims ${shape()} need ${need}. The file is damaged or was written by a faulty tool; re-export it.`);
     return;
   }
   if (code === DataType.STRING) {

@@ -14,6 +14,7 @@ import { Long, onnx, type ModelProto, type TensorProto } from '../../src/onnx/co
 import { loadModel } from '../../src/onnx/load.js';
 import { saveModel, saveModelAsync } from '../../src/onnx/save.js';
 import { concatParts, encodeModelParts, writeParts, writePartsAsync, type EncodedParts } from '../../src/onnx/stream.js';
+import { payloadMaker } from './payloads.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'attnpass-stream-'));
@@ -40,19 +41,7 @@ function withUnknowns<T extends object>(message: T, ...fields: Uint8Array[]): T 
 const unknownBytes = Uint8Array.from([0xc2, 0x3e, 3, 7, 8, 9]);
 const unknownVarint = Uint8Array.from([0xc8, 0x3e, 0x96, 0x01]);
 
-let seed = 7;
-function bytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    out[i] = seed >>> 24;
-  }
-  return out;
-}
-
-function tensor(name: string, n: number, extra: Partial<TensorProto> = {}): TensorProto {
-  return onnx.TensorProto.create({ name, dims: [Long.fromNumber(n / 4)], dataType: 1, rawData: bytes(n), ...extra });
-}
+const { bytes, tensor } = payloadMaker(7);
 
 const attr = (fields: object) => onnx.AttributeProto.create(fields);
 const T = onnx.AttributeProto.AttributeType;

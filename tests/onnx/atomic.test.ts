@@ -29,7 +29,7 @@ function temps(dir: string): string[] {
 }
 
 /** Starts the child, waits until its temporary file has bytes in it, sends `signal`; resolves with the exit. */
-function killMidWrite(dir: string, mode: 'sync' | 'async', signal: NodeJS.Signals, megabytes = 256): Promise<{ code: number | null; signal: string | null; sawTemp: number; stdout: string }> {
+function killMidWrite(dir: string, mode: 'sync' | 'async' | 'deferred', signal: NodeJS.Signals, megabytes = 256): Promise<{ code: number | null; signal: string | null; sawTemp: number; stdout: string }> {
   const target = join(dir, 'model.onnx');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, target, mode, String(megabytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -100,6 +100,26 @@ describe.skipIf(!built)('a save killed mid-write (child process over dist/)', ()
     expect(r.code).toBe(143);
     expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).toBe(PREVIOUS);
     expect(temps(dir)).toEqual([]);
+  });
+
+  it('SIGINT while weights are copied from the input file (a model loaded as convert loads it): same as saveModelAsync', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'model.onnx'), PREVIOUS);
+    const r = await killMidWrite(dir, 'deferred', 'SIGINT');
+    expect(r.sawTemp).toBeGreaterThan(0);
+    expect(r.code).toBe(130);
+    expect(r.stdout).not.toContain('saved');
+    expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).toBe(PREVIOUS);
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('SIGKILL while weights are copied from the input file: the previous output is intact', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'model.onnx'), PREVIOUS);
+    const r = await killMidWrite(dir, 'deferred', 'SIGKILL');
+    expect(r.signal).toBe('SIGKILL');
+    expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).toBe(PREVIOUS);
+    expect(temps(dir)).toHaveLength(1);
   });
 
   it('SIGINT during the synchronous saveModel: completes first (exit 0 or 130); never partial, no temporary file', async () => {
