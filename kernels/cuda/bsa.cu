@@ -451,13 +451,27 @@ static cudaError_t launch_bsa_typed(const FwdCommon& c, const BsaArgs& ba, int* 
   }
   return launch_fwd<T, D, 2, BsaPolicy>(c, ba, st);
 }
-static cudaError_t launch_bsa_attention(const FwdCommon& c, const BsaArgs& ba, int dtype, int* next_item,
-                                        cudaStream_t st) {
-  if (dtype == AP_BF16)
-    return c.D == 128 ? launch_bsa_typed<__nv_bfloat16, 128>(c, ba, next_item, st)
-                      : launch_bsa_typed<__nv_bfloat16, 64>(c, ba, next_item, st);
-  return c.D == 128 ? launch_bsa_typed<__half, 128>(c, ba, next_item, st)
-                    : launch_bsa_typed<__half, 64>(c, ba, next_item, st);
+// Attention over a layout (nullptr: every candidate block kept) on the requested path.
+static int attend(const ApAttn& a, const ApBsaAttrs& at, const uint8_t* layout, int* next_item, int path,
+                  cudaStream_t st) {
+  const int bs = at.block_size;
+  const int nQB = (a.S + bs - 1) / bs, nKB = (a.T + bs - 1) / bs;
+  const bool fast = path == AP_PATH_FAST || (path == AP_PATH_AUTO && bsa_fast_ok(a, at));
+  if (fast) {
+    if (!bsa_fast_ok(a, at)) return AP_ERR_UNSUPPORTED;
+    const FwdCommon c = make_common(a);
+    const BsaArgs ba{layout, bs, nQB, nKB, layout ? 0 : 1};
+    return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
+      return launch_bsa_typed<typename decltype(t)::type, decltype(d)::value>(c, ba, next_item, st);
+    }));
+  }
+  GenericArgs g{};
+  g.mode = 0;
+  g.layout = layout;
+  g.bs = bs;
+  g.nQB = nQB;
+  g.nKB = nKB;
+  return launch_generic(a, g, st);
 }
 
 }  // namespace ap
@@ -531,20 +545,7 @@ extern "C" int ap_bsa_forward(const ApAttn* ap_, const ApBsaAttrs* at_, uint8_t*
     if ((err = cuda_status(cudaGetLastError()))) return err;
   }
 
-  const bool fast = path == AP_PATH_FAST || (path == AP_PATH_AUTO && bsa_fast_ok(a, at));
-  if (fast) {
-    if (!bsa_fast_ok(a, at)) return AP_ERR_UNSUPPORTED;
-    FwdCommon c = make_common(a);
-    BsaArgs ba{dense ? nullptr : lay, bs, nQB, nKB, dense ? 1 : 0};
-    return cuda_status(launch_bsa_attention(c, ba, a.dtype, next_item, st));
-  }
-  GenericArgs g{};
-  g.mode = 0;
-  g.layout = dense ? nullptr : lay;
-  g.bs = bs;
-  g.nQB = nQB;
-  g.nKB = nKB;
-  return launch_generic(a, g, st);
+  return attend(a, at, dense ? nullptr : lay, next_item, path, st);
 }
 
 extern "C" int ap_bsa_attend(const ApAttn* ap_, const ApBsaAttrs* at_, const uint8_t* layout, void* ws,
@@ -554,25 +555,9 @@ extern "C" int ap_bsa_attend(const ApAttn* ap_, const ApBsaAttrs* at_, const uin
   const ApBsaAttrs& at = *at_;
   int err = check_bsa(a, at);
   if (err) return err;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  const int bs = at.block_size;
-  const int nQB = (a.S + bs - 1) / bs, nKB = (a.T + bs - 1) / bs;
   count_call();
-  const bool fast = path == AP_PATH_FAST || (path == AP_PATH_AUTO && bsa_fast_ok(a, at));
-  if (fast) {
-    if (!bsa_fast_ok(a, at)) return AP_ERR_UNSUPPORTED;
-    FwdCommon c = make_common(a);
-    BsaArgs ba{layout, bs, nQB, nKB, layout ? 0 : 1};
-    int* next_item = ws && ws_bytes >= sizeof(int) ? static_cast<int*>(ws) : nullptr;
-    return cuda_status(launch_bsa_attention(c, ba, a.dtype, next_item, st));
-  }
-  GenericArgs g{};
-  g.mode = 0;
-  g.layout = layout;
-  g.bs = bs;
-  g.nQB = nQB;
-  g.nKB = nKB;
-  return launch_generic(a, g, st);
+  int* next_item = ws && ws_bytes >= sizeof(int) ? static_cast<int*>(ws) : nullptr;
+  return attend(a, at, layout, next_item, path, static_cast<cudaStream_t>(stream));
 }
 
 extern "C" void ap_bsa_debug_buffer(int* dev_ptr) { g_debug = dev_ptr; }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <type_traits>
 #include "attnpass_cuda.h"
 #include "flash_fwd.cuh"
 
@@ -56,6 +57,18 @@ inline FwdCommon make_common(const ApAttn& a) {
 }
 
 inline int cuda_status(cudaError_t e) { return e == cudaSuccess ? AP_OK : AP_ERR_CUDA; }
+
+// The one place the tensor-core kernels are instantiated per element type and head dimension: calls
+// f(ElemTag<T>{}, std::integral_constant<int, D>{}) for the call's 16-bit dtype (AP_BF16 or AP_F16) and D (64/128).
+template <typename T> struct ElemTag {
+  using type = T;
+};
+template <class F> cudaError_t dispatch_16bit(int dtype, int D, F&& f) {
+  using D64 = std::integral_constant<int, 64>;
+  using D128 = std::integral_constant<int, 128>;
+  if (dtype == AP_BF16) return D == 128 ? f(ElemTag<__nv_bfloat16>{}, D128{}) : f(ElemTag<__nv_bfloat16>{}, D64{});
+  return D == 128 ? f(ElemTag<__half>{}, D128{}) : f(ElemTag<__half>{}, D64{});
+}
 void count_call();
 
 // generic (scalar, any D/Dv <= 256, any dtype) kernel: one warp per query row

@@ -338,7 +338,6 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* 
   if (fast) {
     if (!fast_dims(a)) return AP_ERR_UNSUPPORTED;
     FwdCommon c = make_common(a);
-    cudaError_t e;
     if (span_decode_ok(a)) {
       Carver cv(ws);
       int *list, *counts, *arr;
@@ -346,20 +345,14 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* 
       if (carve_span(a, cv, &list, &counts, &po, &pl, &arr) > ws_bytes) return AP_ERR_WORKSPACE;
       const int nT = (a.T + kBN - 1) / kBN, ns = span_nsplit(a);
       span_list_kernel<<<a.B, 256, 0, st>>>(c, sa, list, counts, nT, arr);
-      if ((e = cudaGetLastError()) != cudaSuccess) return AP_ERR_CUDA;
-      if (a.dtype == AP_BF16)
-        e = a.D == 128 ? launch_decode<__nv_bfloat16, 128>(c, sa, list, counts, nT, po, pl, ns, arr, st)
-                       : launch_decode<__nv_bfloat16, 64>(c, sa, list, counts, nT, po, pl, ns, arr, st);
-      else
-        e = a.D == 128 ? launch_decode<__half, 128>(c, sa, list, counts, nT, po, pl, ns, arr, st)
-                       : launch_decode<__half, 64>(c, sa, list, counts, nT, po, pl, ns, arr, st);
-      return cuda_status(e);
+      if (cudaGetLastError() != cudaSuccess) return AP_ERR_CUDA;
+      return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
+        return launch_decode<typename decltype(t)::type, decltype(d)::value>(c, sa, list, counts, nT, po, pl, ns, arr, st);
+      }));
     }
-    if (a.dtype == AP_BF16)
-      e = a.D == 128 ? launch_fwd<__nv_bfloat16, 128, 2, SpanPolicy>(c, sa, st) : launch_fwd<__nv_bfloat16, 64, 2, SpanPolicy>(c, sa, st);
-    else
-      e = a.D == 128 ? launch_fwd<__half, 128, 2, SpanPolicy>(c, sa, st) : launch_fwd<__half, 64, 2, SpanPolicy>(c, sa, st);
-    return cuda_status(e);
+    return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
+      return launch_fwd<typename decltype(t)::type, decltype(d)::value, 2, SpanPolicy>(c, sa, st);
+    }));
   }
   GenericArgs g{};
   g.mode = 1;

@@ -266,12 +266,9 @@ extern "C" int ap_tiled_forward(const ApAttn* ap_, const ApTiledAttrs* at_, int3
     if (!fast_dims(a)) return AP_ERR_UNSUPPORTED;
     FwdCommon c = make_common(a);
     AttArgs aa{w.kc, w.vc, w.meta, w.toff, bs, nKB, at.local_blocks};
-    cudaError_t e;
-    if (a.dtype == AP_BF16)
-      e = a.D == 128 ? launch_fwd<__nv_bfloat16, 128, 2, AttPolicy>(c, aa, st) : launch_fwd<__nv_bfloat16, 64, 2, AttPolicy>(c, aa, st);
-    else
-      e = a.D == 128 ? launch_fwd<__half, 128, 2, AttPolicy>(c, aa, st) : launch_fwd<__half, 64, 2, AttPolicy>(c, aa, st);
-    return cuda_status(e);
+    return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
+      return launch_fwd<typename decltype(t)::type, decltype(d)::value, 2, AttPolicy>(c, aa, st);
+    }));
   }
   GenericArgs g{};
   g.mode = 2;
