@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { onnx, Long } = await import(join(root, 'dist/src/onnx/codec.js'));
 const { encodeModelParts, writeParts } = await import(join(root, 'dist/src/onnx/stream.js'));
+const { typeToProto } = await import(join(root, 'dist/src/ir/model.js'));
 
 const FLOAT = 1;
 const BOOL = 9;
@@ -65,17 +66,7 @@ function attr(name, value) {
 const float = (v) => ({ float: v });
 
 function valueInfo(name, elemType, dims) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) => (typeof d === 'number' ? onnx.TensorShapeProto.Dimension.create({ dimValue: Long.fromNumber(d) }) : onnx.TensorShapeProto.Dimension.create({ dimParam: d }))),
-        }),
-      }),
-    }),
-  });
+  return onnx.ValueInfoProto.create({ name, type: typeToProto({ elemType, shape: dims }) });
 }
 
 /** Collects nodes and initializers, naming them the way the TorchScript exporter does. */

@@ -3,6 +3,7 @@
  * prove (with the knobs that vary between exporters) and the near-misses it must refuse.
  */
 import { Long, onnx, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../../src/onnx/codec.js';
+import { typeToProto } from '../../src/ir/model.js';
 import { float32Tensor, int64Tensor, makeTensor } from '../../src/onnx/tensor.js';
 
 const AT = onnx.AttributeProto.AttributeType;
@@ -26,17 +27,7 @@ function rng(seed: number): () => number {
 }
 
 export function valueInfo(name: string, elemType: number, dims: Dims): ValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) => (typeof d === 'number' ? onnx.TensorShapeProto.Dimension.create({ dimValue: Long.fromNumber(d) }) : onnx.TensorShapeProto.Dimension.create({ dimParam: d }))),
-        }),
-      }),
-    }),
-  });
+  return onnx.ValueInfoProto.create({ name, type: typeToProto({ elemType, shape: dims }) });
 }
 
 /** A graph under construction: values are names, every op gets fresh output names. */
