@@ -4,6 +4,7 @@
  */
 import { Long, onnx, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../../src/onnx/codec.js';
 import { typeToProto } from '../../src/ir/model.js';
+import { rng } from '../../src/verify/inputs.js';
 import { float32Tensor, int64Tensor, makeTensor } from '../../src/onnx/tensor.js';
 
 const AT = onnx.AttributeProto.AttributeType;
@@ -14,17 +15,6 @@ export const BOOL = 9;
 
 export type AttrValue = number | number[] | { f: number } | { s: string } | { t: TensorProto };
 export type Dims = Array<number | string>;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function valueInfo(name: string, elemType: number, dims: Dims): ValueInfoProto {
   return onnx.ValueInfoProto.create({ name, type: typeToProto({ elemType, shape: dims }) });
