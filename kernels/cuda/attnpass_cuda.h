@@ -78,7 +78,8 @@ int ap_bsa_forward(const ApAttn* a, const ApBsaAttrs* at, uint8_t* layout_out, v
 int ap_bsa_attend(const ApAttn* a, const ApBsaAttrs* at, const uint8_t* layout, void* ws, size_t ws_bytes,
                   void* stream, int path);
 
-/* SpanAttention. */
+/* SpanAttention. It needs no workspace: ap_span_workspace_size answers 0 (kept for callers written against
+ * the uniform shape of the three operators' calls); ws may be NULL. */
 size_t ap_span_workspace_size(const ApAttn* a, const ApSpanAttrs* at);
 int ap_span_forward(const ApAttn* a, const ApSpanAttrs* at, void* ws, size_t ws_bytes, void* stream, int path);
 
@@ -98,10 +99,15 @@ long long ap_cuda_calls(void);
 void ap_set_fwd_variant(int v);
 int ap_get_fwd_variant(void);
 /* SpanAttention decode: split the kept K/V of each (sequence, KV head) so that there are about w CTAs per
- * multiprocessor (default 2; the benchmark sweeps it). Set before asking for the workspace size. */
+ * multiprocessor (default 1; the benchmark sweeps it), at most 16 CTAs (one thread-block cluster), and fewer
+ * where the device could not hold all the clusters at once. */
 void ap_set_span_split_waves(int w);
 /* Launches of the Hopper forward kernel since load (tests check that it ran where it should). */
 long long ap_sm90_launches(void);
+/* Debugging aid: the SpanAttention decode kernel writes a timeline of each CTA (16 uint64: global timer ns at
+ * entry, key intervals staged, bitmap built, list built, first tile landed, loop end, partial ready, merged; its
+ * SM; its tile count; slot 10: the tiles found, before their row ranges) to dev_ptr at index (b * Hkv + g) * nsplit + split. NULL (the default) turns it off. */
+void ap_span_trace_buffer(unsigned long long* dev_ptr);
 
 #ifdef __cplusplus
 }

@@ -1,56 +1,170 @@
-// SpanAttention. Decode (S * G <= 16): split-K flash-decoding over only the K/V tiles that touch
-// spans U sinks U local window (tiles of 64 rows, masked exactly per token), each K/V row loaded once for all
-// query heads of a GQA group, partials merged by log-sum-exp. Prefill: the tile-list kernel skipping tiles
-// outside every span.
+// SpanAttention. Decode (S * G <= 16): one kernel of split-K flash-decoding over only the K/V tiles that touch
+// spans U sinks U local window (tiles of 64 rows, of which only the rows holding admitted keys are read; masked
+// exactly per token), each K/V row loaded once for all query heads of a GQA group; the CTAs of one (sequence,
+// KV head) form a cluster, list their tiles themselves and merge their partials by log-sum-exp through
+// distributed shared memory. Prefill: the tile-list kernel skipping tiles outside every span.
+#include <cooperative_groups.h>
+
 #include "internal.h"
+
+namespace cg = cooperative_groups;
 
 namespace ap {
 
 constexpr int kDecThreads = 128, kDecNS = 3, kDecRows = 16;
+constexpr int kDecMaxEnt = 1024;   // key tiles one CTA may take (its list lives in shared memory)
+constexpr int kDecMaxSplit = 16;   // CTAs per (sequence, KV head): one thread-block cluster (non-portable size)
+constexpr int kDecMaxWords = 256;  // words of the tile bitmap: decode handles up to 8192 key tiles (T <= 524288)
+constexpr int kDecMaxIv = 256;     // key intervals staged in shared memory (any more are read from global memory)
+static_assert(kDecMaxWords * 32 <= kDecMaxEnt * kDecMaxSplit, "every tile of the bitmap fits some split");
 
-// per sequence b: the list of tiles (t | full << 31) holding an admitted key for some query row
-__global__ void __launch_bounds__(256) span_list_kernel(const __grid_constant__ FwdCommon c, const __grid_constant__ SpanArgs sa,
-                                                        int* __restrict__ list, int* __restrict__ counts, int nT,
-                                                        int* __restrict__ arrivals) {
-  __shared__ int scan[40];
-  const int b = blockIdx.x;
-  for (int g = threadIdx.x; g < c.Hkv; g += blockDim.x) arrivals[b * c.Hkv + g] = 0;
-  int base = 0;
-  for (int t0 = 0; t0 < nT; t0 += blockDim.x) {
-    const int t = t0 + threadIdx.x;
-    bool mem = false, full = false;
-    if (t < nT) span_tile_bits(c, sa, b, 0, c.S - 1, t * kBN, mem, full);
-    int tot;
-    const int off = block_excl_scan(mem ? 1 : 0, &tot, scan);
-    if (mem) list[(int64_t)b * nT + base + off] = t | (full ? (int)0x80000000u : 0);
-    base += tot;
-  }
-  if (threadIdx.x == 0) counts[b] = base;
+// debugging aid (ap_span_trace_buffer): slot i of this CTA's timeline, if tracing
+__device__ __forceinline__ void stamp(unsigned long long* tr, int i) {
+  if (tr) tr[i] = global_timer_ns();
 }
 
-constexpr int kDecMaxEnt = 1024;  // list entries a CTA keeps in shared memory (more are read from global memory)
+// The keys that some query row of a decode step may admit, as half-open intervals [x, y) of key positions:
+// 0 the sinks, 1 the local window (of every row), 2 + k span k (per_query: 2 + i * n + k, span k of row i).
+// The first kDecMaxIv are staged in shared memory by stage().
+struct KeyIntervals {
+  const FwdCommon& c;
+  const SpanArgs& sa;
+  int b, count;
+  int2* staged;
+  __device__ KeyIntervals(const FwdCommon& c_, const SpanArgs& sa_, int b_, int2* staged_)
+      : c(c_), sa(sa_), b(b_), count(2 + sa_.sp.n * (sa_.sp.per_query ? c_.S : 1)), staged(staged_) {}
+  __device__ int2 fetch(int k) const {
+    if (k == 0) return make_int2(0, min(sa.sink, c.T));
+    if (k == 1) return make_int2(max(0, c.T - c.S - sa.W + 1), sa.W > 0 ? c.T : 0);  // rows at T-S .. T-1
+    const int n = sa.sp.n, i = sa.sp.per_query ? (k - 2) / n : 0;
+    int lo, hi;
+    sa.sp.get(sa.sp.base(b, i), (k - 2) % n, lo, hi);
+    return make_int2(lo, hi);
+  }
+  __device__ void stage() const {  // the caller synchronises before reading
+    for (int k = threadIdx.x; k < min(count, kDecMaxIv); k += blockDim.x) staged[k] = fetch(k);
+  }
+  __device__ int2 operator[](int k) const { return k < kDecMaxIv ? staged[k] : fetch(k); }
+  // does one of query row i's spans hold key j
+  __device__ bool span_holds(int i, int j) const {
+    const int k0 = 2 + (sa.sp.per_query ? i * sa.sp.n : 0);
+    for (int k = k0; k < k0 + sa.sp.n; ++k) {
+      const int2 v = (*this)[k];
+      if (j >= v.x && j < v.y) return true;
+    }
+    return false;
+  }
+};
+
+// bits [x, y] of a word (0 <= x <= y <= 31)
+__device__ __forceinline__ uint32_t bit_run(int x, int y) { return (0xffffffffu >> (31 - y)) & (0xffffffffu << x); }
+
+// One list entry of key tile t: x = t | full << 31 (every key of it is admitted for every row), y = first row |
+// end row << 8, the rows [first, end) of the tile that hold admitted keys (the others are not read from memory).
+__device__ int2 decode_tile_entry(const KeyIntervals& iv, int t) {
+  const FwdCommon& c = iv.c;
+  const int t0 = t * kBN, t1 = min(t0 + kBN, c.T);
+  int r0 = kBN, r1 = 0;
+  bool spanfull = false;
+  for (int k = 0; k < iv.count; ++k) {
+    const int2 v = iv[k];
+    if (v.x >= v.y || v.x >= t1 || v.y <= t0) continue;
+    r0 = min(r0, max(v.x, t0) - t0);
+    r1 = max(r1, min(v.y, t1) - t0);
+    if (k >= 2 && !iv.sa.sp.per_query && v.x <= t0 && t0 + kBN <= v.y) spanfull = true;
+  }
+  const int pf = c.T - c.S, pl = c.T - 1, W = iv.sa.W;
+  bool full = t0 + kBN <= c.T && (!c.causal || t0 + kBN - 1 <= pf);
+  if (full) full = t0 + kBN <= iv.sa.sink || spanfull || (W > 0 && t0 > pl - W && t0 + kBN - 1 < pf + W);
+  return make_int2(t | (full ? (int)0x80000000u : 0), r0 | r1 << 8);
+}
+
+// This CTA's share (split of nsplit, an even cut by count) of the key tiles that hold an admitted key, listed in
+// ent; returns its length. Every CTA of the sequence builds the same tile bitmap from the key intervals, then
+// counts the set bits before its own.
+__device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, uint32_t* bits, int* count, int2* ent,
+                                unsigned long long* tr) {
+  const int tid = threadIdx.x, nT = (iv.c.T + kBN - 1) / kBN, nw = (nT + 31) / 32;
+  for (int w = tid; w < nw; w += kDecThreads) bits[w] = 0;
+  iv.stage();
+  __syncthreads();
+  stamp(tr, 1);
+  for (int k = tid; k < iv.count; k += kDecThreads) {
+    const int2 v = iv[k];
+    if (v.x >= v.y) continue;
+    const int ta = v.x / kBN, tb = (v.y - 1) / kBN, wa = ta >> 5, wb = tb >> 5;
+    if (wa == wb) {
+      atomicOr(&bits[wa], bit_run(ta & 31, tb & 31));
+    } else {
+      atomicOr(&bits[wa], bit_run(ta & 31, 31));
+      for (int w = wa + 1; w < wb; ++w) atomicOr(&bits[w], 0xffffffffu);
+      atomicOr(&bits[wb], bit_run(0, tb & 31));
+    }
+  }
+  __syncthreads();
+  stamp(tr, 2);
+  // warp 0 counts (lane l: words [l * per, l * per + per)) and lists this CTA's share
+  if (tid < 32) {
+    const int per = (nw + 31) / 32, w0 = min(nw, tid * per), w1 = min(nw, w0 + per);
+    int mine = 0;
+    for (int w = w0; w < w1; ++w) mine += __popc(bits[w]);
+    int incl = mine;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, incl, o);
+      if (tid >= o) incl += y;
+    }
+    const int total = __shfl_sync(0xffffffffu, incl, 31);
+    const int lo = total * split / nsplit, hi = total * (split + 1) / nsplit;  // total <= 8192: no overflow
+    int idx = incl - mine;
+    for (int w = w0; w < w1 && idx < hi; ++w) {
+      uint32_t m = bits[w];
+      const int c = __popc(m);
+      if (idx + c <= lo) {  // a word wholly before this CTA's share
+        idx += c;
+        continue;
+      }
+      for (; m && idx < hi; m &= m - 1, ++idx)
+        if (idx >= lo) ent[idx - lo].x = w * 32 + __ffs(m) - 1;
+    }
+    if (tid == 0) *count = hi - lo;
+  }
+  __syncthreads();
+  stamp(tr, 10);
+  const int n = *count;
+  for (int e = tid; e < n; e += kDecThreads) ent[e] = decode_tile_entry(iv, ent[e].x);
+  __syncthreads();
+  stamp(tr, 3);
+  return n;
+}
+
 template <int D> struct DecSmem {
   static constexpr int kQ = kDecRows * D * 2;
   static constexpr int kKV = kBN * D * 2;
-  static constexpr int kTotal = kQ + 2 * kDecNS * kKV + kDecMaxEnt * 4;
-  static_assert(4 * kDecRows * D * 4 + 2 * 4 * kDecRows * 4 <= 2 * kDecNS * kKV, "merge buffer fits");
+  static constexpr int kTotal = kQ + 2 * kDecNS * kKV + kDecMaxEnt * 8 + kDecMaxIv * 8;
+  static_assert(4 * kDecRows * D * 4 + 2 * 4 * kDecRows * 4 <= kDecNS * kKV, "warp merge buffer fits the K stages");
+  static_assert(kDecRows * D * 4 + kDecRows * 4 <= kDecNS * kKV, "the CTA's partial fits the V stages");
 };
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kDecThreads, 2)
-    span_decode_kernel(const __grid_constant__ FwdCommon c, const __grid_constant__ SpanArgs sa, const int* __restrict__ list,
-                       const int* __restrict__ counts, int nT, float* __restrict__ part_o, float* __restrict__ part_lse,
-                       int nsplit, int* __restrict__ arrivals) {
+    span_decode_kernel(const __grid_constant__ FwdCommon c, const __grid_constant__ SpanArgs sa,
+                       unsigned long long* __restrict__ trace) {
   extern __shared__ __align__(128) uint8_t smem[];
   using SM = DecSmem<D>;
   uint8_t* sQ = smem;
   uint8_t* sK = sQ + SM::kQ;
   uint8_t* sV = sK + kDecNS * SM::kKV;
-  int* sEnt = reinterpret_cast<int*>(sV + kDecNS * SM::kKV);
-  __shared__ int s_last;
-  const int split = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  int2* sEnt = reinterpret_cast<int2*>(sV + kDecNS * SM::kKV);
+  int2* sIv = sEnt + kDecMaxEnt;
+  __shared__ uint32_t s_bits[kDecMaxWords];
+  __shared__ int s_count;
+  cg::cluster_group cluster = cg::this_cluster();  // the nsplit CTAs of one (b, g), along x
+  const int split = (int)cluster.block_rank(), nsplit = (int)cluster.num_blocks(), g = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int G = c.G, nr = c.S * G;
+  unsigned long long* tr = trace && tid == 0 ? trace + 16 * (((int64_t)b * c.Hkv + g) * nsplit + split) : nullptr;
+  stamp(tr, 0);
 
   // Q rows r = s * G + hh (query s of head g * G + hh), zero past nr
   for (int idx = tid; idx < kDecRows * (D / 8); idx += kDecThreads) {
@@ -62,28 +176,23 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   }
   cp_async_commit();
 
-  const int cnt = counts[b];
-  const int per = (cnt + nsplit - 1) / nsplit;
-  const int lo = min(cnt, split * per), hi = min(cnt, lo + per);
-  const int n = hi - lo;
-  const int* lstg = list + (int64_t)b * nT + lo;
-  for (int e = tid; e < min(n, kDecMaxEnt); e += kDecThreads) sEnt[e] = lstg[e];
-  __syncthreads();
-  auto lst = [&](int e) { return e < kDecMaxEnt ? sEnt[e] : lstg[e]; };
+  const KeyIntervals iv(c, sa, b, sIv);
+  const int n = decode_tile_list(iv, split, nsplit, s_bits, &s_count, sEnt, tr);
   const int64_t kvo = ((int64_t)b * c.Hkv + g) * c.T * D;
   const T* kg = static_cast<const T*>(c.k) + kvo;
   const T* vg = static_cast<const T*>(c.v) + kvo;
   const uint32_t sK0 = smem_u32(sK), sV0 = smem_u32(sV);
 
   auto load = [&](int e, int st) {
-    const int r0 = (lst(e) & 0x7fffffff) * kBN;
+    const int2 en = sEnt[e];
+    const int r0 = (en.x & 0x7fffffff) * kBN, rlo = en.y & 0xff, rhi = en.y >> 8;
     const uint32_t dk = sK0 + st * SM::kKV, dv = sV0 + st * SM::kKV;
 #pragma unroll
     for (int it = 0; it < kBN * (D / 8) / kDecThreads; ++it) {
       const int idx = tid + it * kDecThreads;
-      const int r = idx / (D / 8), ch = idx % (D / 8), gr = r0 + r;
-      const bool ok = gr < c.T;
-      const int64_t go = (int64_t)(ok ? gr : 0) * D + ch * 8;
+      const int r = idx / (D / 8), ch = idx % (D / 8);
+      const bool ok = r >= rlo && r < rhi;  // rows of no admitted key are zero-filled, not read
+      const int64_t go = (int64_t)(ok ? r0 + r : 0) * D + ch * 8;
       cp_async16(dk + swz<D>(r, ch), kg + go, ok ? 16 : 0);
       cp_async16(dv + swz<D>(r, ch), vg + go, ok ? 16 : 0);
     }
@@ -117,10 +226,11 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   for (int e = 0; e < n; ++e) {
     cp_async_wait<kDecNS - 2>();  // tile e landed (Q too)
     __syncthreads();              // and every warp is done with tile e-1, whose stage the next load reuses
+    if (e == 0) stamp(tr, 4);
     const int nx = e + kDecNS - 1;
     if (nx < n) load(nx, nx % kDecNS);
     cp_async_commit();
-    const int ent = lst(e);
+    const int ent = sEnt[e].x;
     const bool full = ent < 0;
     const int st = e % kDecNS;
     const uint32_t sk = sK0 + st * SM::kKV, sv = sV0 + st * SM::kKV;
@@ -149,7 +259,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
           if (ok && !full) {
             const int p = c.T - c.S + ri[r];
             ok = j < c.T && (!c.causal || j <= p) &&
-                 (j < sa.sink || abs(p - j) < sa.W || sa.sp.contains(b, ri[r], j));
+                 (j < sa.sink || abs(p - j) < sa.W || iv.span_holds(ri[r], j));
           }
           if (!ok) x = kNegInf;
           else if (c.has_mask) x += c.mask.at(b, rh[r], ri[r], j) * kLog2e;
@@ -193,11 +303,15 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   }
   cp_async_wait<0>();
   __syncthreads();
+  stamp(tr, 5);
 
-  // ---- merge the 4 warps (each saw a quarter of every tile) through shared memory
-  float* sO = reinterpret_cast<float*>(sK);               // [4][16][D]
-  float* sM = sO + 4 * kDecRows * D;                      // [4][16]
-  float* sL = sM + 4 * kDecRows;                          // [4][16]
+  // ---- merge the 4 warps (each saw a quarter of every tile) through shared memory into this CTA's partial:
+  // sP[r][d] = its normalised output, sLse[r] = log2 of its softmax denominator (-inf: no admitted key)
+  float* sO = reinterpret_cast<float*>(sK);  // [4][16][D]
+  float* sM = sO + 4 * kDecRows * D;         // [4][16]
+  float* sL = sM + 4 * kDecRows;             // [4][16]
+  float* sP = reinterpret_cast<float*>(sV);  // [16][D]
+  float* sLse = sP + kDecRows * D;           // [16]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = row_sum(lrow[r]);
@@ -214,7 +328,6 @@ __global__ void __launch_bounds__(kDecThreads, 2)
     }
   }
   __syncthreads();
-  const int64_t pbase = (((int64_t)b * c.Hkv + g) * nsplit + split) * kDecRows;
   for (int idx = tid; idx < nr * D; idx += kDecThreads) {
     const int r = idx / D, d = idx % D;
     float M = kNegInf;
@@ -229,33 +342,34 @@ __global__ void __launch_bounds__(kDecThreads, 2)
         acc += sO[(w * kDecRows + r) * D + d] * f;
       }
     }
-    part_o[(pbase + r) * D + d] = L > 0.f ? acc / L : 0.f;
-    if (d == 0) part_lse[pbase + r] = L > 0.f ? M + log2f(L) : kNegInf;
+    sP[idx] = L > 0.f ? acc / L : 0.f;
+    if (d == 0) sLse[r] = L > 0.f ? M + log2f(L) : kNegInf;
   }
-  // the last CTA of this (b, g) to finish merges the nsplit partials (log-sum-exp weights) into O
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) s_last = atomicAdd(&arrivals[b * c.Hkv + g], 1) == nsplit - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  const int64_t gbase = ((int64_t)b * c.Hkv + g) * nsplit * kDecRows;
-  for (int idx = tid; idx < nr * D; idx += kDecThreads) {
-    const int r = idx / D, d = idx % D;
+  // ---- the cluster's CTAs merge their partials (log-sum-exp weights) through distributed shared memory,
+  // each one a share of the output elements
+  stamp(tr, 6);
+  cluster.sync();
+  for (int idx = split * kDecThreads + tid; idx < nr * D; idx += nsplit * kDecThreads) {
+    const int r = idx / D;
     float M = kNegInf;
-    for (int k = 0; k < nsplit; ++k) M = fmaxf(M, __ldcg(part_lse + gbase + (int64_t)k * kDecRows + r));
+    for (int k = 0; k < nsplit; ++k) M = fmaxf(M, cluster.map_shared_rank(sLse, k)[r]);
     float acc = 0.f, L = 0.f;
     if (M != kNegInf) {
       for (int k = 0; k < nsplit; ++k) {
-        const float w = exp2f(__ldcg(part_lse + gbase + (int64_t)k * kDecRows + r) - M);
+        const float w = exp2f(cluster.map_shared_rank(sLse, k)[r] - M);
         L += w;
-        acc += w * __ldcg(part_o + (gbase + (int64_t)k * kDecRows + r) * D + d);
+        acc += w * cluster.map_shared_rank(sP, k)[idx];
       }
     }
     const int sq = r / G, hh = r % G;
-    static_cast<T*>(c.o)[(((int64_t)b * c.Hq + g * G + hh) * c.S + sq) * D + d] = from_f<T>(L > 0.f ? acc / L : 0.f);
+    static_cast<T*>(c.o)[(((int64_t)b * c.Hq + g * G + hh) * c.S + sq) * D + idx % D] = from_f<T>(L > 0.f ? acc / L : 0.f);
   }
-  if (tid == 0) arrivals[b * c.Hkv + g] = 0;
+  stamp(tr, 7);
+  if (tr) {
+    tr[8] = sm_id();
+    tr[9] = n;
+  }
+  cluster.sync();  // no CTA leaves while another still reads its shared memory
 }
 
 static int check_span(const ApAttn& a, const ApSpanAttrs& at) {
@@ -267,24 +381,22 @@ static int check_span(const ApAttn& a, const ApSpanAttrs& at) {
   return AP_OK;
 }
 
-static bool span_decode_ok(const ApAttn& a) { return fast_dims(a) && a.S * (a.Hq / a.Hkv) <= kDecRows; }
+static int n_key_tiles(const ApAttn& a) { return (a.T + kBN - 1) / kBN; }
 
-static int g_split_waves = 2;  // decode CTAs per SM the split count aims at (ap_set_span_split_waves)
-
-static int span_nsplit(const ApAttn& a) {
-  const int nT = (a.T + kBN - 1) / kBN;
-  int ns = (g_split_waves * num_sms()) / (a.B * a.Hkv);
-  return max(1, min(ns, nT));
+static bool span_decode_ok(const ApAttn& a) {
+  return fast_dims(a) && a.S * (a.Hq / a.Hkv) <= kDecRows && n_key_tiles(a) <= kDecMaxWords * 32;
 }
 
-static size_t carve_span(const ApAttn& a, Carver& cv, int** list, int** counts, float** po, float** pl, int** arr) {
-  const int nT = (a.T + kBN - 1) / kBN, ns = span_nsplit(a);
-  *list = cv.take<int>((size_t)a.B * nT);
-  *counts = cv.take<int>((size_t)a.B);
-  *arr = cv.take<int>((size_t)a.B * a.Hkv);
-  *po = cv.take<float>((size_t)a.B * a.Hkv * ns * kDecRows * a.D);
-  *pl = cv.take<float>((size_t)a.B * a.Hkv * ns * kDecRows);
-  return cv.off;
+static int g_split_waves = 1;  // decode CTAs per SM the split count aims at (ap_set_span_split_waves)
+static unsigned long long* g_trace = nullptr;  // ap_span_trace_buffer
+
+// CTAs (one cluster) per (sequence, KV head) that the split count aims at: about g_split_waves per
+// multiprocessor in all. Never fewer than it takes for a CTA's share of the key tiles to fit its list.
+static int span_nsplit_wanted(const ApAttn& a, int* fewest) {
+  const int nT = n_key_tiles(a);
+  *fewest = (nT + kDecMaxEnt - 1) / kDecMaxEnt;
+  const int ns = max((g_split_waves * num_sms()) / (a.B * a.Hkv), *fewest);
+  return max(1, min(min(ns, nT), kDecMaxSplit));
 }
 
 static SpanArgs make_span_args(const ApAttn& a, const ApSpanAttrs& at) {
@@ -301,31 +413,57 @@ static SpanArgs make_span_args(const ApAttn& a, const ApSpanAttrs& at) {
 }
 
 template <typename T, int D>
-static cudaError_t launch_decode(const FwdCommon& c, const SpanArgs& sa, const int* list, const int* counts, int nT,
-                                 float* po, float* pl, int ns, int* arr, cudaStream_t st) {
-  const int smem = DecSmem<D>::kTotal;
+static cudaLaunchConfig_t decode_config(const FwdCommon& c, int ns, cudaStream_t st, cudaLaunchAttribute* cluster) {
+  cluster->id = cudaLaunchAttributeClusterDimension;
+  cluster->val.clusterDim.x = ns;
+  cluster->val.clusterDim.y = 1;
+  cluster->val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(ns, c.Hkv, c.B);
+  cfg.blockDim = dim3(kDecThreads);
+  cfg.dynamicSmemBytes = DecSmem<D>::kTotal;
+  cfg.stream = st;
+  cfg.attrs = cluster;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+// The split count: the largest one from the wanted count down whose clusters are all resident at once; a
+// cluster that does not fit waits for a whole cluster to finish (on the H100, 62 clusters of 4 fit, not 64).
+template <typename T, int D>
+static int decode_splits(const FwdCommon& c, int want, int fewest, cudaStream_t st) {
+  static int resident[kDecMaxSplit + 1];  // clusters of each size the device holds at once (0: not asked yet)
+  for (int ns = want; ns >= max(1, fewest); --ns) {
+    if (!resident[ns]) {
+      cudaLaunchAttribute attr;
+      const cudaLaunchConfig_t cfg = decode_config<T, D>(c, ns, st, &attr);
+      int n = 0;
+      if (cudaOccupancyMaxActiveClusters(&n, span_decode_kernel<T, D>, &cfg) != cudaSuccess) n = -1;
+      resident[ns] = n;
+    }
+    if (resident[ns] >= c.B * c.Hkv) return ns;
+  }
+  return want;
+}
+
+template <typename T, int D>
+static cudaError_t launch_decode(const FwdCommon& c, const SpanArgs& sa, int want, int fewest, cudaStream_t st) {
   auto kern = span_decode_kernel<T, D>;
-  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, DecSmem<D>::kTotal);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
   if (e != cudaSuccess) return e;
-  dim3 grid(ns, c.Hkv, c.B);
-  kern<<<grid, kDecThreads, smem, st>>>(c, sa, list, counts, nT, po, pl, ns, arr);
-  return cudaGetLastError();
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = decode_config<T, D>(c, decode_splits<T, D>(c, want, fewest, st), st, &attr);
+  return cudaLaunchKernelEx(&cfg, kern, c, sa, g_trace);
 }
 
 }  // namespace ap
 
 using namespace ap;
 
-extern "C" size_t ap_span_workspace_size(const ApAttn* a, const ApSpanAttrs* at) {
-  if (!a || !at || check_span(*a, *at)) return 0;
-  if (!span_decode_ok(*a)) return 0;
-  Carver cv(nullptr);
-  int *l, *c, *arr;
-  float *po, *pl;
-  return carve_span(*a, cv, &l, &c, &po, &pl, &arr) + 256;
-}
+extern "C" size_t ap_span_workspace_size(const ApAttn*, const ApSpanAttrs*) { return 0; }
 
-extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* ws, size_t ws_bytes, void* stream, int path) {
+extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void*, size_t, void* stream, int path) {
   if (!ap_ || !at_) return AP_ERR_ARGS;
   const ApAttn& a = *ap_;
   const ApSpanAttrs& at = *at_;
@@ -339,15 +477,10 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* 
     if (!fast_dims(a)) return AP_ERR_UNSUPPORTED;
     FwdCommon c = make_common(a);
     if (span_decode_ok(a)) {
-      Carver cv(ws);
-      int *list, *counts, *arr;
-      float *po, *pl;
-      if (carve_span(a, cv, &list, &counts, &po, &pl, &arr) > ws_bytes) return AP_ERR_WORKSPACE;
-      const int nT = (a.T + kBN - 1) / kBN, ns = span_nsplit(a);
-      span_list_kernel<<<a.B, 256, 0, st>>>(c, sa, list, counts, nT, arr);
-      if (cudaGetLastError() != cudaSuccess) return AP_ERR_CUDA;
+      int fewest;
+      const int want = span_nsplit_wanted(a, &fewest);
       return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
-        return launch_decode<typename decltype(t)::type, decltype(d)::value>(c, sa, list, counts, nT, po, pl, ns, arr, st);
+        return launch_decode<typename decltype(t)::type, decltype(d)::value>(c, sa, want, fewest, st);
       }));
     }
     return cuda_status(dispatch_16bit(a.dtype, a.D, [&](auto t, auto d) {
@@ -362,4 +495,10 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void* 
   return launch_generic(a, g, st);
 }
 
-extern "C" void ap_set_span_split_waves(int w) { g_split_waves = w > 0 ? w : 2; }
+extern "C" void ap_set_span_split_waves(int w) { g_split_waves = w > 0 ? w : 1; }
+
+// debugging aid: the decode kernel writes 16 values per CTA (index (b * Hkv + g) * nsplit + split) to dev_ptr:
+// the global timer (ns) at entry, key intervals staged, bitmap built, list built, first tile landed, loop end,
+// partial ready, merged; its SM; its tile count; slot 10: the tiles found, before their row ranges. NULL turns
+// it off.
+extern "C" void ap_span_trace_buffer(unsigned long long* dev_ptr) { g_trace = dev_ptr; }

@@ -252,6 +252,11 @@ def set_span_split_waves(w):
     lib().ap_set_span_split_waves(int(w))
 
 
+def span_trace_buffer(t):
+    """SpanAttention decode debugging aid: a CUDA uint64/int64 tensor of 8 values per CTA, or None (off)"""
+    lib().ap_span_trace_buffer(ctypes.c_void_p(t.data_ptr() if t is not None else None))
+
+
 def sm90_launches():
     """launches of the Hopper forward kernel since load"""
     return lib().ap_sm90_launches()

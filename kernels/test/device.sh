@@ -34,6 +34,17 @@ for mode in "$@"; do
       [ $r -eq 124 ] && { echo "tests timed out: last line: $(tail -1 "$OUT/tests-bsa-v0.log" | cut -c1-200)"; exit 1; }
       timeout 240 python3 bench/kernels/run.py --only prefill --sizes 16384 --out "$OUT/bench-hopper.json" 2>&1 | tee "$OUT/bench-hopper.log" | grep -v "^prefill {\|^decode {" ;;
     bench-prefill) python3 bench/kernels/run.py --only prefill --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | grep -v "^prefill {\|^decode {" ;;
+    profile-decode)  # SpanAttention decode: graph timings vs a copy, per-CTA traces, then Nsight Compute
+      for cfg in ${DECODE_CFGS:-32768:0.1:1 32768:0.1:2 32768:0.25:1 131072:0.1:1}; do IFS=: read -r t cov w <<< "$cfg"
+        timeout 120 python3 bench/kernels/decode_profile.py --T $t --cover $cov --waves $w --time --trace \
+          --trace-out "$OUT/trace-$t-$cov-w$w.json" 2>&1 | tee -a "$OUT/decode-time.log"; done
+      for cfg in "32768 0.1"; do set -- $cfg
+        timeout 180 ncu --clock-control none --kernel-name regex:span --launch-skip 1 --launch-count 1 \
+          --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+          --section WarpStateStats --section SchedulerStats \
+          python3 bench/kernels/decode_profile.py --T $1 --cover $2 --calls 2 > "$OUT/ncu-decode-$1-$2.txt" 2>&1
+        grep -E "span_|Duration|DRAM Throughput|Max Active Clusters|Achieved Occupancy" "$OUT/ncu-decode-$1-$2.txt" | head -20
+      done ;;
     bench-decode) python3 bench/kernels/run.py --only decode --out "$OUT/bench-decode.json" 2>&1 | tee "$OUT/bench-decode.log" | grep -v "^prefill {\|^decode {" ;;
     e2e)  # whole converted models (out/e2e/*.onnx, converted beforehand with `attnpass convert`) on the CUDA EP
       export LD_LIBRARY_PATH=/usr/local/cuda-13.0/lib64:/usr/local/cuda/lib64:/tmp/ort/lib:${LD_LIBRARY_PATH:-}

@@ -164,6 +164,11 @@ def make_spans(kind, B, S, T, per_query=False, n=3):
         sp[0, 0] = torch.tensor([T // 3, T // 3 - 5])  # an empty span
         if n > 1:
             sp[0, 1] = torch.tensor([-10, 17])  # clamped at 0
+    elif kind == "short":  # 40 spans of 1-6 keys: tiles holding two spans with a gap between them, span edges
+        sp = torch.zeros(B, 40, 2, dtype=torch.int64)
+        for b in range(B):
+            a = torch.randint(0, T, (40,))
+            sp[b] = torch.stack([a, a + torch.randint(1, 7, (40,))], -1)
     elif kind == "cover25":  # 8 equal spans covering ~25% of [0, T)
         ln = T // 32
         st = torch.arange(8) * (T // 8)
@@ -305,6 +310,13 @@ def cases(quick):
         (t_span, dict(B=2, Hq=8, Hkv=2, S=2, T=4099, D=128, dtype=hf, causal=0, spans="partial", mask="b11t")),
         (t_span, dict(B=2, Hq=8, Hkv=2, S=1, T=4099, D=128, dtype=bf, causal=1, spans="partial", bs1=True)),
         (t_span, dict(B=2, Hq=8, Hkv=1, S=3, T=4099, D=128, dtype=bf, causal=1, spans="partial")),  # 24 rows: prefill kernel
+        # decode: trimmed tiles, windows covering whole tiles, one CTA per (b, g), 16-CTA clusters, the T limit
+        (t_span, dict(B=2, Hq=8, Hkv=2, S=1, T=5000, D=128, dtype=bf, causal=1, spans="short", W=300)),
+        (t_span, dict(B=2, Hq=12, Hkv=4, S=3, T=2000, D=64, dtype=hf, causal=0, spans="short", per_query=True, sink=0,
+                      W=200)),
+        (t_span, dict(B=40, Hq=32, Hkv=8, S=1, T=600, D=128, dtype=bf, causal=1, spans="partial")),
+        (t_span, dict(B=1, Hq=4, Hkv=1, S=1, T=300000, D=64, dtype=hf, causal=1, spans="short", sink=70)),
+        (t_span, dict(B=1, Hq=2, Hkv=1, S=1, T=530000, D=64, dtype=bf, causal=1, spans="partial")),  # prefill kernel
         (t_span, dict(B=1, Hq=8, Hkv=2, S=1000, T=1000, D=128, dtype=bf, causal=1, spans="partial")),
         (t_span, dict(B=1, Hq=8, Hkv=2, S=4099, T=4099, D=64, dtype=hf, causal=1, spans="partial", W=300)),
         (t_span, dict(B=1, Hq=8, Hkv=2, S=1000, T=1000, D=128, dtype=bf, causal=1, spans="full")),
