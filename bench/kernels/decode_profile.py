@@ -7,8 +7,8 @@ Builds the benchmark's decode inputs (B=8, Hq=32, Hkv=8, D=128, bf16, spans cove
 4 sinks, 64-token window), checks the output against the float64 reference on sequence 0, then makes --calls
 plain calls (what a profiler records). With --time it also prints the CUDA-graph median of the call and of a
 device-to-device copy of the bytes the call must read. With --trace, the decode kernel's per-CTA timeline of one
-call (global timer at entry, intervals staged, bitmap built, list built, first tile landed, loop end, partial
-ready, merged), summarised; --trace-out also saves the raw rows (8 times in ns, SM, tiles per CTA).
+call (global timer at entry, intervals staged, bitmap built, tiles found, list built, first tile landed, loop end,
+partial ready, merged), summarised; --trace-out also saves the raw rows (9 times in ns, SM, tiles per CTA).
 """
 import json
 import argparse
@@ -25,7 +25,7 @@ import reference as ref  # noqa: E402
 from run import admitted_tokens, bench, rel, spans_cover  # noqa: E402
 
 
-POINTS = ("entry", "staged", "bitmap", "listed", "first tile", "loop end", "partial", "merged")
+POINTS = ("entry", "staged", "bitmap", "found", "listed", "first tile", "loop end", "partial", "merged")
 
 
 def print_trace(call, max_ctas, out_path):
@@ -37,7 +37,7 @@ def print_trace(call, max_ctas, out_path):
     tr = tr[tr[:, 0] != 0].cpu()
     if out_path:
         with open(out_path, "w") as f:
-            json.dump(tr[:, :10].tolist(), f)
+            json.dump(tr[:, :11].tolist(), f)
     n = len(POINTS)
     t = (tr[:, :n] - tr[:, 0].min()).double() / 1e3  # us from the first CTA's entry
     q = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.double)
@@ -45,8 +45,6 @@ def print_trace(call, max_ctas, out_path):
           f"min {int(tr[:, n + 1].min())} max {int(tr[:, n + 1].max())}; us from the first entry (min/p10/p50/p90/max):")
     for i, name in enumerate(POINTS):
         print(f"  {name:>10}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(t[:, i], q).tolist()))
-    ext = (tr[:, 10] - tr[:, 2]).double() / 1e3
-    print(f"  {'bitmap':>10} -> {'extracted':<10}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(ext, q).tolist()))
     for i in range(1, n):
         d = t[:, i] - t[:, i - 1]
         print(f"  {POINTS[i - 1]:>10} -> {POINTS[i]:<10}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(d, q).tolist()))

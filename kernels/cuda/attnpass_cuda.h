@@ -105,8 +105,8 @@ void ap_set_span_split_waves(int w);
 /* Launches of the Hopper forward kernel since load (tests check that it ran where it should). */
 long long ap_sm90_launches(void);
 /* Debugging aid: the SpanAttention decode kernel writes a timeline of each CTA (16 uint64: global timer ns at
- * entry, key intervals staged, bitmap built, list built, first tile landed, loop end, partial ready, merged; its
- * SM; its tile count; slot 10: the tiles found, before their row ranges) to dev_ptr at index (b * Hkv + g) * nsplit + split. NULL (the default) turns it off. */
+ * entry, key intervals staged, bitmap built, tiles found, their row ranges (list built), first tile landed, loop
+ * end, partial ready, merged; its SM; its tile count) to dev_ptr at index (b * Hkv + g) * nsplit + split. NULL (the default) turns it off. */
 void ap_span_trace_buffer(unsigned long long* dev_ptr);
 
 #ifdef __cplusplus

@@ -97,6 +97,18 @@ struct SpanArgs {
   SpanRef sp;
   int sink, W;
 };
+// Is every key of tile [t0, t0+kBN) admitted for every query row at positions pf..pl, given whether one span
+// covers the whole tile for all of them (spanfull)?
+__device__ __forceinline__ bool span_tile_full(const FwdCommon& c, const SpanArgs& a, int t0, int pf, int pl,
+                                               bool spanfull) {
+  bool full = t0 + kBN <= c.T && (!c.causal || t0 + kBN - 1 <= pf);
+  if (full) {
+    bool cov = (t0 + kBN <= a.sink) || spanfull;
+    if (!cov && a.W > 0) cov = (t0 > pl - a.W) && (t0 + kBN - 1 < pf + a.W);
+    full = cov;
+  }
+  return full;
+}
 // Does key tile [t0, t0+kBN) hold an admitted key for some query row in [rf, rl] (mem, a superset is fine),
 // and is every key of it admitted for every such row (full, exact or conservative)?
 __device__ __forceinline__ void span_tile_bits(const FwdCommon& c, const SpanArgs& a, int b, int rf, int rl, int t0,
@@ -129,12 +141,7 @@ __device__ __forceinline__ void span_tile_bits(const FwdCommon& c, const SpanArg
     }
   }
   if (!mem) return;
-  full = t0 + kBN <= c.T && (!c.causal || t0 + kBN - 1 <= pf);
-  if (full) {
-    bool cov = (t0 + kBN <= a.sink) || spanfull;
-    if (!cov && a.W > 0) cov = (t0 > pl - a.W) && (t0 + kBN - 1 < pf + a.W);
-    full = cov;
-  }
+  full = span_tile_full(c, a, t0, pf, pl, spanfull);
 }
 struct SpanPolicy {
   using Args = SpanArgs;

@@ -73,9 +73,7 @@ __device__ int2 decode_tile_entry(const KeyIntervals& iv, int t) {
     r1 = max(r1, min(v.y, t1) - t0);
     if (k >= 2 && !iv.sa.sp.per_query && v.x <= t0 && t0 + kBN <= v.y) spanfull = true;
   }
-  const int pf = c.T - c.S, pl = c.T - 1, W = iv.sa.W;
-  bool full = t0 + kBN <= c.T && (!c.causal || t0 + kBN - 1 <= pf);
-  if (full) full = t0 + kBN <= iv.sa.sink || spanfull || (W > 0 && t0 > pl - W && t0 + kBN - 1 < pf + W);
+  const bool full = span_tile_full(c, iv.sa, t0, c.T - c.S, c.T - 1, spanfull);
   return make_int2(t | (full ? (int)0x80000000u : 0), r0 | r1 << 8);
 }
 
@@ -130,11 +128,11 @@ __device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, u
     if (tid == 0) *count = hi - lo;
   }
   __syncthreads();
-  stamp(tr, 10);
+  stamp(tr, 3);
   const int n = *count;
   for (int e = tid; e < n; e += kDecThreads) ent[e] = decode_tile_entry(iv, ent[e].x);
   __syncthreads();
-  stamp(tr, 3);
+  stamp(tr, 4);
   return n;
 }
 
@@ -226,7 +224,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   for (int e = 0; e < n; ++e) {
     cp_async_wait<kDecNS - 2>();  // tile e landed (Q too)
     __syncthreads();              // and every warp is done with tile e-1, whose stage the next load reuses
-    if (e == 0) stamp(tr, 4);
+    if (e == 0) stamp(tr, 5);
     const int nx = e + kDecNS - 1;
     if (nx < n) load(nx, nx % kDecNS);
     cp_async_commit();
@@ -303,7 +301,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   }
   cp_async_wait<0>();
   __syncthreads();
-  stamp(tr, 5);
+  stamp(tr, 6);
 
   // ---- merge the 4 warps (each saw a quarter of every tile) through shared memory into this CTA's partial:
   // sP[r][d] = its normalised output, sLse[r] = log2 of its softmax denominator (-inf: no admitted key)
@@ -347,7 +345,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   }
   // ---- the cluster's CTAs merge their partials (log-sum-exp weights) through distributed shared memory,
   // each one a share of the output elements
-  stamp(tr, 6);
+  stamp(tr, 7);
   cluster.sync();
   for (int idx = split * kDecThreads + tid; idx < nr * D; idx += nsplit * kDecThreads) {
     const int r = idx / D;
@@ -364,10 +362,10 @@ __global__ void __launch_bounds__(kDecThreads, 2)
     const int sq = r / G, hh = r % G;
     static_cast<T*>(c.o)[(((int64_t)b * c.Hq + g * G + hh) * c.S + sq) * D + idx % D] = from_f<T>(L > 0.f ? acc / L : 0.f);
   }
-  stamp(tr, 7);
+  stamp(tr, 8);
   if (tr) {
-    tr[8] = sm_id();
-    tr[9] = n;
+    tr[9] = sm_id();
+    tr[10] = n;
   }
   cluster.sync();  // no CTA leaves while another still reads its shared memory
 }
@@ -498,7 +496,6 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void*,
 extern "C" void ap_set_span_split_waves(int w) { g_split_waves = w > 0 ? w : 1; }
 
 // debugging aid: the decode kernel writes 16 values per CTA (index (b * Hkv + g) * nsplit + split) to dev_ptr:
-// the global timer (ns) at entry, key intervals staged, bitmap built, list built, first tile landed, loop end,
-// partial ready, merged; its SM; its tile count; slot 10: the tiles found, before their row ranges. NULL turns
-// it off.
+// the global timer (ns) at entry, key intervals staged, bitmap built, tiles found, their row ranges (list
+// built), first tile landed, loop end, partial ready, merged; its SM; its tile count. NULL turns it off.
 extern "C" void ap_span_trace_buffer(unsigned long long* dev_ptr) { g_trace = dev_ptr; }
