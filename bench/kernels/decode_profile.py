@@ -5,10 +5,11 @@
 
 Builds the benchmark's decode inputs (B=8, Hq=32, Hkv=8, D=128, bf16, spans covering --cover of the context,
 4 sinks, 64-token window), checks the output against the float64 reference on sequence 0, then makes --calls
-plain calls (what a profiler records). With --time it also prints the CUDA-graph median of the call and of a
-device-to-device copy of the bytes the call must read. With --trace, the decode kernel's per-CTA timeline of one
-call (global timer at entry, intervals staged, bitmap built, tiles found, list built, first tile landed, loop end,
-partial ready, merged), summarised; --trace-out also saves the raw rows (9 times in ns, SM, tiles per CTA).
+plain calls (what a profiler records). With --time it also prints the CUDA-graph median of the call, of a
+device-to-device copy of the bytes the call must read and of torch's sum over them (a read-only kernel), with
+do_bench's flush and after a read-only one. With --trace, the decode kernel's per-CTA timeline of one call (global
+timer at entry, intervals staged, bitmap built, set bits counted, list built, first tile landed, loop end, warp
+partials stored, merged), summarised; --trace-out also saves the raw rows (9 times in ns, SM, tiles per CTA).
 """
 import json
 import argparse
@@ -22,10 +23,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "kernels", "test"))
 import apcuda as ap  # noqa: E402
 import reference as ref  # noqa: E402
-from run import admitted_tokens, bench, rel, spans_cover  # noqa: E402
+from run import admitted_tokens, bench, bench_clean_l2, rel, spans_cover  # noqa: E402
 
 
-POINTS = ("entry", "staged", "bitmap", "found", "listed", "first tile", "loop end", "partial", "merged")
+POINTS = ("entry", "staged", "bitmap", "counted", "listed", "first tile", "loop end", "partials", "merged")
 
 
 def print_trace(call, max_ctas, out_path):
@@ -96,6 +97,11 @@ def main():
         t2 = bench(lambda: (call(), call2()))
         tcc = bench(lambda: (d2.copy_(s2), call()))
         print(f"  two calls {t2:.4f}ms (second +{t2 - t:.4f}); copy then call {tcc:.4f}ms (call +{tcc - tc:.4f})")
+        tcl, tccl = bench_clean_l2(call), bench_clean_l2(lambda: d2.copy_(s2))
+        s2h = s2.view(torch.bfloat16)
+        tsum, tsumcl = bench(lambda: s2h.sum()), bench_clean_l2(lambda: s2h.sum())
+        print(f"  read-only floor (sum of the same bytes): {tsum:.4f}ms, clean L2 {tsumcl:.4f}ms")
+        print(f"  clean L2: ours {tcl:.4f}ms copy {tccl:.4f}ms frac_of_copy={nbytes / tcl / (2 * nbytes / tccl):.2f}")
         print(f"T={T} cover={a.cover} bytes={nbytes / 1e6:.1f}MB ours={t:.4f}ms read={nbytes / t / 1e9:.2f}TB/s "
               f"copy={tc:.4f}ms copy_rw={2 * nbytes / tc / 1e9:.2f}TB/s frac_of_copy={nbytes / t / (2 * nbytes / tc):.2f} "
               f"tiny_kernel={t0:.4f}ms",

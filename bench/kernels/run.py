@@ -301,7 +301,12 @@ def run_decode(T, fracs, peak):
             row["ours_read_GBps"] = nbytes / (row["ours_ms"] * 1e-3) / 1e9
             row["copy_GBps_rw"] = 2 * nbytes / (tcopy * 1e-3) / 1e9
             row["bw_frac_of_copy"] = row["ours_read_GBps"] / row["copy_GBps_rw"]
-            del d2, s2
+            # a plain read-only kernel over the same bytes (torch's sum): what reading them costs with no span
+            # list to build and no partials to merge
+            s2h = s2.view(torch.bfloat16)
+            row["sum_same_ms"] = bench(lambda: s2h.sum())
+            row["sum_same_ms_clean_l2"] = bench_clean_l2(lambda: s2h.sum())
+            del d2, s2, s2h
             for kk, vv in dense.items():
                 row[f"dense_{kk}_ms"] = vv
             best = min(x for x in dense.values() if x == x)
@@ -347,8 +352,9 @@ def table():
     lines.append("DECODE (B=8 Hq=32 Hkv=8 D=128 bf16; spans + 4 sinks + 64 window) times in ms")
     lines.append("ours = default split count (about 1 CTA per SM); w2, w4, w8 = about 2, 4, 8 CTAs per SM, fewer "
                  "where the clusters would not all fit at once; timed with do_bench (L2 flushed by zeroing 256 MB)")
+    lines.append("sum = torch's sum over the same bytes (a read-only kernel with no list or merge); %sum = sum / ours")
     lines.append(f"{'T':>7} {'cover':>5} {'MB':>7} {'floor':>7} {'ours':>7} {'w2':>7} {'w4':>7} {'w8':>7} {'GB/s':>6} "
-                 f"{'%copy':>6} {'d.ours':>7} {'d.fa2':>7} {'d.cdnn':>7} {'d.eff':>7} {'x dense':>7} ok")
+                 f"{'%copy':>6} {'sum':>7} {'%sum':>5} {'d.ours':>7} {'d.fa2':>7} {'d.cdnn':>7} {'d.eff':>7} {'x dense':>7} ok")
     for r in RESULTS["decode"]:
         if "ours_ms" not in r:
             lines.append(f"{r['T']:>7} {r['cover']:>5} error: {r.get('error', '')[:80]}")
@@ -356,20 +362,23 @@ def table():
         lines.append(f"{r['T']:>7} {r['cover']:>5.2f} {r['bytes_read_MB']:>7.1f} {fmt(r['byte_floor_ms'], 7)} "
                      f"{fmt(r['ours_ms'], 7)} {fmt(r.get('ours_ms_waves2'), 7)} {fmt(r.get('ours_ms_waves4'), 7)} "
                      f"{fmt(r.get('ours_ms_waves8'), 7)} {r['ours_read_GBps']:>6.0f} {100 * r['bw_frac_of_copy']:>5.0f}% "
+                     f"{fmt(r.get('sum_same_ms'), 7)} {100 * r.get('sum_same_ms', float('nan')) / r['ours_ms']:>4.0f}% "
                      f"{fmt(r['dense_ours_dense_ms'], 7)} {fmt(r['dense_sdpa_flash_ms'], 7)} "
                      f"{fmt(r['dense_sdpa_cudnn_ms'], 7)} {fmt(r['dense_sdpa_efficient_ms'], 7)} "
                      f"{r['speedup_vs_best_dense']:>7.2f} {r['ok']}")
     lines.append("")
     lines.append("DECODE, the same calls timed after a read-only L2 flush (bench_clean_l2: reading 256 MB leaves no "
                  "dirty lines for the timed call to write back)")
-    lines.append(f"{'T':>7} {'cover':>5} {'MB':>7} {'ours':>7} {'copy':>7} {'GB/s':>6} {'%copy':>6} {'d.ours':>7} "
-                 f"{'d.fa2':>7} {'d.cdnn':>7} {'x dense':>7}")
+    lines.append(f"{'T':>7} {'cover':>5} {'MB':>7} {'ours':>7} {'copy':>7} {'GB/s':>6} {'%copy':>6} {'sum':>7} {'%sum':>5} "
+                 f"{'d.ours':>7} {'d.fa2':>7} {'d.cdnn':>7} {'x dense':>7}")
     for r in RESULTS["decode"]:
         if "ours_ms_clean_l2" not in r:
             continue
         lines.append(f"{r['T']:>7} {r['cover']:>5.2f} {r['bytes_read_MB']:>7.1f} {fmt(r['ours_ms_clean_l2'], 7)} "
                      f"{fmt(r['copy_read_same_ms_clean_l2'], 7)} "
                      f"{r['bytes_read_MB'] / r['ours_ms_clean_l2']:>6.0f} {100 * r['bw_frac_of_copy_clean_l2']:>5.0f}% "
+                     f"{fmt(r.get('sum_same_ms_clean_l2'), 7)} "
+                     f"{100 * r.get('sum_same_ms_clean_l2', float('nan')) / r['ours_ms_clean_l2']:>4.0f}% "
                      f"{fmt(r['dense_ours_dense_ms_clean_l2'], 7)} {fmt(r['dense_sdpa_flash_ms_clean_l2'], 7)} "
                      f"{fmt(r['dense_sdpa_cudnn_ms_clean_l2'], 7)} {r['speedup_vs_best_dense_clean_l2']:>7.2f}")
     return "\n".join(lines)

@@ -23,13 +23,18 @@ struct Carver {
   }
 };
 
+// an attribute of the current device (fallback if it cannot be read)
+inline int device_attr(cudaDeviceAttr attr, int fallback) {
+  int dev = 0, v = 0;
+  cudaGetDevice(&dev);
+  return cudaDeviceGetAttribute(&v, attr, dev) == cudaSuccess && v > 0 ? v : fallback;
+}
 inline int num_sms() {
-  static int n = 0;
-  if (!n) {
-    int dev = 0;
-    cudaGetDevice(&dev);
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
-  }
+  static const int n = device_attr(cudaDevAttrMultiProcessorCount, 132);
+  return n;
+}
+inline int l2_cache_bytes() {
+  static const int n = device_attr(cudaDevAttrL2CacheSize, 50 << 20);
   return n;
 }
 

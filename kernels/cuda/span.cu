@@ -5,6 +5,9 @@
 // distributed shared memory. Prefill: the tile-list kernel skipping tiles outside every span.
 #include <cooperative_groups.h>
 
+#include <algorithm>
+#include <climits>
+
 #include "internal.h"
 
 namespace cg = cooperative_groups;
@@ -12,11 +15,12 @@ namespace cg = cooperative_groups;
 namespace ap {
 
 constexpr int kDecThreads = 128, kDecNS = 3, kDecRows = 16;
-constexpr int kDecMaxEnt = 1024;   // key tiles one CTA may take (its list lives in shared memory)
+constexpr int kDecMaxEnt = 1026;   // key tiles one CTA may take (its list lives in shared memory)
 constexpr int kDecMaxSplit = 16;   // CTAs per (sequence, KV head): one thread-block cluster (non-portable size)
 constexpr int kDecMaxWords = 256;  // words of the tile bitmap: decode handles up to 8192 key tiles (T <= 524288)
 constexpr int kDecMaxIv = 256;     // key intervals staged in shared memory (any more are read from global memory)
-static_assert(kDecMaxWords * 32 <= kDecMaxEnt * kDecMaxSplit, "every tile of the bitmap fits some split");
+// a CTA's share of t listed tiles spans at most ceil(t / nsplit) + 2 of them (shares are cut in rows)
+static_assert(kDecMaxWords * 32 <= (kDecMaxEnt - 2) * kDecMaxSplit, "every tile of the bitmap fits some split");
 
 // debugging aid (ap_span_trace_buffer): slot i of this CTA's timeline, if tracing
 __device__ __forceinline__ void stamp(unsigned long long* tr, int i) {
@@ -56,12 +60,28 @@ struct KeyIntervals {
   }
 };
 
+// position of the k-th (from 0) set bit of m, which has more than k
+__device__ __forceinline__ int select_bit(uint32_t m, int k) {
+  int pos = 0;
+#pragma unroll
+  for (int w = 16; w > 0; w >>= 1) {
+    const int c = __popc(m & ((1u << w) - 1u));
+    if (k >= c) {
+      k -= c;
+      m >>= w;
+      pos += w;
+    }
+  }
+  return pos;
+}
+
 // bits [x, y] of a word (0 <= x <= y <= 31)
 __device__ __forceinline__ uint32_t bit_run(int x, int y) { return (0xffffffffu >> (31 - y)) & (0xffffffffu << x); }
 
 // One list entry of key tile t: x = t | full << 31 (every key of it is admitted for every row), y = first row |
-// end row << 8, the rows [first, end) of the tile that hold admitted keys (the others are not read from memory).
-__device__ int2 decode_tile_entry(const KeyIntervals& iv, int t) {
+// end row << 8, the rows [first, end) of the tile that hold admitted keys, within [cut_lo, cut_hi) (a tile split
+// between two CTAs); the other rows are not read from memory.
+__device__ int2 decode_tile_entry(const KeyIntervals& iv, int t, int cut_lo, int cut_hi) {
   const FwdCommon& c = iv.c;
   const int t0 = t * kBN, t1 = min(t0 + kBN, c.T);
   int r0 = kBN, r1 = 0;
@@ -73,17 +93,27 @@ __device__ int2 decode_tile_entry(const KeyIntervals& iv, int t) {
     r1 = max(r1, min(v.y, t1) - t0);
     if (k >= 2 && !iv.sa.sp.per_query && v.x <= t0 && t0 + kBN <= v.y) spanfull = true;
   }
-  const bool full = span_tile_full(c, iv.sa, t0, c.T - c.S, c.T - 1, spanfull);
+  r0 = max(r0, cut_lo);
+  r1 = min(r1, cut_hi);
+  const bool full = cut_lo == 0 && cut_hi == kBN && span_tile_full(c, iv.sa, t0, c.T - c.S, c.T - 1, spanfull);
   return make_int2(t | (full ? (int)0x80000000u : 0), r0 | r1 << 8);
 }
 
-// This CTA's share (split of nsplit, an even cut by count) of the key tiles that hold an admitted key, listed in
-// ent; returns its length. Every CTA of the sequence builds the same tile bitmap from the key intervals, then
-// counts the set bits before its own.
-__device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, uint32_t* bits, int* count, int2* ent,
+// Shared memory of the tile list: the bitmap of key tiles holding an admitted key, the set bits before each word
+struct TileListSmem {
+  uint32_t bits[kDecMaxWords];
+  int before[kDecMaxWords];
+  int total, count;  // tiles listed for the sequence, in this CTA's share
+  int2 share;  // this CTA's share of the listed tiles' rows: [x, y) counted in rows of tiles, kBN per tile
+};
+
+// This CTA's share (split of nsplit) of the key tiles that hold an admitted key, listed in ent; returns its
+// length. Every CTA of the sequence builds the same tile bitmap from the key intervals; the shares are even
+// in rows, so a tile may be split between two CTAs (each reads its own rows of it).
+__device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, TileListSmem& L, int2* ent,
                                 unsigned long long* tr) {
   const int tid = threadIdx.x, nT = (iv.c.T + kBN - 1) / kBN, nw = (nT + 31) / 32;
-  for (int w = tid; w < nw; w += kDecThreads) bits[w] = 0;
+  for (int w = tid; w < nw; w += kDecThreads) L.bits[w] = 0;
   iv.stage();
   __syncthreads();
   stamp(tr, 1);
@@ -92,62 +122,70 @@ __device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, u
     if (v.x >= v.y) continue;
     const int ta = v.x / kBN, tb = (v.y - 1) / kBN, wa = ta >> 5, wb = tb >> 5;
     if (wa == wb) {
-      atomicOr(&bits[wa], bit_run(ta & 31, tb & 31));
+      atomicOr(&L.bits[wa], bit_run(ta & 31, tb & 31));
     } else {
-      atomicOr(&bits[wa], bit_run(ta & 31, 31));
-      for (int w = wa + 1; w < wb; ++w) atomicOr(&bits[w], 0xffffffffu);
-      atomicOr(&bits[wb], bit_run(0, tb & 31));
+      atomicOr(&L.bits[wa], bit_run(ta & 31, 31));
+      for (int w = wa + 1; w < wb; ++w) atomicOr(&L.bits[w], 0xffffffffu);
+      atomicOr(&L.bits[wb], bit_run(0, tb & 31));
     }
   }
   __syncthreads();
   stamp(tr, 2);
-  // warp 0 counts (lane l: words [l * per, l * per + per)) and lists this CTA's share
+  // warp 0: set bits before each word (lane l scans words [l * per, l * per + per)), the total, this CTA's share
   if (tid < 32) {
     const int per = (nw + 31) / 32, w0 = min(nw, tid * per), w1 = min(nw, w0 + per);
     int mine = 0;
-    for (int w = w0; w < w1; ++w) mine += __popc(bits[w]);
+    for (int w = w0; w < w1; ++w) mine += __popc(L.bits[w]);
     int incl = mine;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
       const int y = __shfl_up_sync(0xffffffffu, incl, o);
       if (tid >= o) incl += y;
     }
-    const int total = __shfl_sync(0xffffffffu, incl, 31);
-    const int lo = total * split / nsplit, hi = total * (split + 1) / nsplit;  // total <= 8192: no overflow
-    int idx = incl - mine;
-    for (int w = w0; w < w1 && idx < hi; ++w) {
-      uint32_t m = bits[w];
-      const int c = __popc(m);
-      if (idx + c <= lo) {  // a word wholly before this CTA's share
-        idx += c;
-        continue;
-      }
-      for (; m && idx < hi; m &= m - 1, ++idx)
-        if (idx >= lo) ent[idx - lo].x = w * 32 + __ffs(m) - 1;
+    for (int w = w0, run = incl - mine; w < w1; ++w) {
+      L.before[w] = run;
+      run += __popc(L.bits[w]);
     }
-    if (tid == 0) *count = hi - lo;
+    if (tid == 31) {
+      // total * kBN * kDecMaxSplit < 2^31 (total <= 8192 tiles)
+      const int lo = incl * kBN * split / nsplit, hi = incl * kBN * (split + 1) / nsplit;
+      L.share = make_int2(lo, hi);
+      L.total = incl;
+      L.count = (hi + kBN - 1) / kBN - lo / kBN;
+    }
   }
   __syncthreads();
   stamp(tr, 3);
-  const int n = *count;
-  for (int e = tid; e < n; e += kDecThreads) ent[e] = decode_tile_entry(iv, ent[e].x);
+  // every thread: entries e, e + kDecThreads, ... of the share (listed tiles first + e), with their rows
+  const int2 sh = L.share;
+  const int first = sh.x / kBN, last = (sh.y + kBN - 1) / kBN - 1;
+  for (int e = tid; e <= last - first; e += kDecThreads) {
+    const int idx = first + e;
+    int lo = 0, hi = nw - 1;  // the last word with at most idx set bits before it holds listed tile idx
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (L.before[mid] <= idx) lo = mid;
+      else hi = mid - 1;
+    }
+    const int t = lo * 32 + select_bit(L.bits[lo], idx - L.before[lo]);
+    ent[e] = decode_tile_entry(iv, t, e == 0 ? sh.x - first * kBN : 0, idx == last ? sh.y - last * kBN : kBN);
+  }
   __syncthreads();
   stamp(tr, 4);
-  return n;
+  return L.count;
 }
 
 template <int D> struct DecSmem {
   static constexpr int kQ = kDecRows * D * 2;
   static constexpr int kKV = kBN * D * 2;
   static constexpr int kTotal = kQ + 2 * kDecNS * kKV + kDecMaxEnt * 8 + kDecMaxIv * 8;
-  static_assert(4 * kDecRows * D * 4 + 2 * 4 * kDecRows * 4 <= kDecNS * kKV, "warp merge buffer fits the K stages");
-  static_assert(kDecRows * D * 4 + kDecRows * 4 <= kDecNS * kKV, "the CTA's partial fits the V stages");
+  static_assert(4 * kDecRows * (D + 4) * 4 + 2 * 4 * kDecRows * 4 <= kDecNS * kKV, "warp partials fit the K stages");
 };
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kDecThreads, 2)
     span_decode_kernel(const __grid_constant__ FwdCommon c, const __grid_constant__ SpanArgs sa,
-                       unsigned long long* __restrict__ trace) {
+                       int evict_first_tiles, unsigned long long* __restrict__ trace) {
   extern __shared__ __align__(128) uint8_t smem[];
   using SM = DecSmem<D>;
   uint8_t* sQ = smem;
@@ -155,8 +193,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   uint8_t* sV = sK + kDecNS * SM::kKV;
   int2* sEnt = reinterpret_cast<int2*>(sV + kDecNS * SM::kKV);
   int2* sIv = sEnt + kDecMaxEnt;
-  __shared__ uint32_t s_bits[kDecMaxWords];
-  __shared__ int s_count;
+  __shared__ TileListSmem s_list;
   cg::cluster_group cluster = cg::this_cluster();  // the nsplit CTAs of one (b, g), along x
   const int split = (int)cluster.block_rank(), nsplit = (int)cluster.num_blocks(), g = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -175,11 +212,15 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   cp_async_commit();
 
   const KeyIntervals iv(c, sa, b, sIv);
-  const int n = decode_tile_list(iv, split, nsplit, s_bits, &s_count, sEnt, tr);
+  const int n = decode_tile_list(iv, split, nsplit, s_list, sEnt, tr);
   const int64_t kvo = ((int64_t)b * c.Hkv + g) * c.T * D;
   const T* kg = static_cast<const T*>(c.k) + kvo;
   const T* vg = static_cast<const T*>(c.v) + kvo;
   const uint32_t sK0 = smem_u32(sK), sV0 = smem_u32(sV);
+  // Each K/V row is read once. A call that reads a few L2s' worth marks its rows evict-first, so that they do
+  // not force the write-back of dirty lines other kernels left in L2; a longer stream keeps the normal policy
+  // (H100, L2 holding dirty lines: evict-first took 7.5 % off at 109 MB read and added 2-5 % at 430 MB-2 GB).
+  const uint64_t streamed = s_list.total <= evict_first_tiles ? l2_evict_first_policy() : l2_evict_normal_policy();
 
   auto load = [&](int e, int st) {
     const int2 en = sEnt[e];
@@ -191,8 +232,8 @@ __global__ void __launch_bounds__(kDecThreads, 2)
       const int r = idx / (D / 8), ch = idx % (D / 8);
       const bool ok = r >= rlo && r < rhi;  // rows of no admitted key are zero-filled, not read
       const int64_t go = (int64_t)(ok ? r0 + r : 0) * D + ch * 8;
-      cp_async16(dk + swz<D>(r, ch), kg + go, ok ? 16 : 0);
-      cp_async16(dv + swz<D>(r, ch), vg + go, ok ? 16 : 0);
+      cp_async16(dk + swz<D>(r, ch), kg + go, ok ? 16 : 0, streamed);
+      cp_async16(dv + swz<D>(r, ch), vg + go, ok ? 16 : 0, streamed);
     }
   };
 #pragma unroll
@@ -228,7 +269,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
     const int nx = e + kDecNS - 1;
     if (nx < n) load(nx, nx % kDecNS);
     cp_async_commit();
-    const int ent = sEnt[e].x;
+    const int ent = sEnt[e].x, rlo = sEnt[e].y & 0xff, rhi = sEnt[e].y >> 8;
     const bool full = ent < 0;
     const int st = e % kDecNS;
     const uint32_t sk = sK0 + st * SM::kKV, sv = sV0 + st * SM::kKV;
@@ -240,7 +281,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
       mma16816<T>(s[0], qf[kk], kf);
       mma16816<T>(s[1], qf[kk], kf + 2);
     }
-    const int j0 = (ent & 0x7fffffff) * kBN + warp * 16 + (lane & 3) * 2;
+    const int jr0 = warp * 16 + (lane & 3) * 2, j0 = (ent & 0x7fffffff) * kBN + jr0;
     if (full && !c.has_mask) {
 #pragma unroll
       for (int nb = 0; nb < 2; ++nb)
@@ -251,12 +292,12 @@ __global__ void __launch_bounds__(kDecThreads, 2)
       for (int nb = 0; nb < 2; ++nb)
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          const int r = q >> 1, j = j0 + nb * 8 + (q & 1);
+          const int r = q >> 1, jr = jr0 + nb * 8 + (q & 1), j = j0 + nb * 8 + (q & 1);
           float x = s[nb][q] * c.scale_log2;
           bool ok = rv[r];
           if (ok && !full) {
             const int p = c.T - c.S + ri[r];
-            ok = j < c.T && (!c.causal || j <= p) &&
+            ok = jr >= rlo && jr < rhi && j < c.T && (!c.causal || j <= p) &&
                  (j < sa.sink || abs(p - j) < sa.W || iv.span_holds(ri[r], j));
           }
           if (!ok) x = kNegInf;
@@ -303,64 +344,58 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   __syncthreads();
   stamp(tr, 6);
 
-  // ---- merge the 4 warps (each saw a quarter of every tile) through shared memory into this CTA's partial:
-  // sP[r][d] = its normalised output, sLse[r] = log2 of its softmax denominator (-inf: no admitted key)
-  float* sO = reinterpret_cast<float*>(sK);  // [4][16][D]
-  float* sM = sO + 4 * kDecRows * D;         // [4][16]
-  float* sL = sM + 4 * kDecRows;             // [4][16]
-  float* sP = reinterpret_cast<float*>(sV);  // [16][D]
-  float* sLse = sP + kDecRows * D;           // [16]
+  // ---- every warp's partial (row max, row sum, unnormalised output; each warp saw a quarter of every tile) goes to
+  // shared memory; the cluster's CTAs then merge the 4 * nsplit partials by log-sum-exp weights through
+  // distributed shared memory, each CTA a share of the output elements
+  constexpr int kOS = D + 4;                 // padded rows: a store's 8 rows fall in different banks
+  float* sO = reinterpret_cast<float*>(sK);  // [4][kDecRows][kOS]
+  float* sM = sO + 4 * kDecRows * kOS;       // [4][kDecRows]
+  float* sL = sM + 4 * kDecRows;             // [4][kDecRows]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = row_sum(lrow[r]);
     const int rr = (lane >> 2) + 8 * r;
+    if (!rv[r]) continue;
     if ((lane & 3) == 0) {
       sM[warp * kDecRows + rr] = mrow[r];
       sL[warp * kDecRows + rr] = l;
     }
 #pragma unroll
-    for (int d = 0; d < D / 8; ++d) {
-      const int col = d * 8 + (lane & 3) * 2;
-      sO[(warp * kDecRows + rr) * D + col] = o[d][2 * r];
-      sO[(warp * kDecRows + rr) * D + col + 1] = o[d][2 * r + 1];
-    }
+    for (int d = 0; d < D / 8; ++d)
+      *reinterpret_cast<float2*>(sO + (warp * kDecRows + rr) * kOS + d * 8 + (lane & 3) * 2) =
+          make_float2(o[d][2 * r], o[d][2 * r + 1]);
   }
-  __syncthreads();
-  for (int idx = tid; idx < nr * D; idx += kDecThreads) {
-    const int r = idx / D, d = idx % D;
-    float M = kNegInf;
-#pragma unroll
-    for (int w = 0; w < 4; ++w) M = fmaxf(M, sM[w * kDecRows + r]);
-    float L = 0.f, acc = 0.f;
-    if (M != kNegInf) {
-#pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const float f = exp2f(sM[w * kDecRows + r] - M);
-        L += sL[w * kDecRows + r] * f;
-        acc += sO[(w * kDecRows + r) * D + d] * f;
-      }
-    }
-    sP[idx] = L > 0.f ? acc / L : 0.f;
-    if (d == 0) sLse[r] = L > 0.f ? M + log2f(L) : kNegInf;
-  }
-  // ---- the cluster's CTAs merge their partials (log-sum-exp weights) through distributed shared memory,
-  // each one a share of the output elements
   stamp(tr, 7);
   cluster.sync();
   for (int idx = split * kDecThreads + tid; idx < nr * D; idx += nsplit * kDecThreads) {
-    const int r = idx / D;
-    float M = kNegInf;
-    for (int k = 0; k < nsplit; ++k) M = fmaxf(M, cluster.map_shared_rank(sLse, k)[r]);
-    float acc = 0.f, L = 0.f;
-    if (M != kNegInf) {
-      for (int k = 0; k < nsplit; ++k) {
-        const float w = exp2f(cluster.map_shared_rank(sLse, k)[r] - M);
-        L += w;
-        acc += w * cluster.map_shared_rank(sP, k)[idx];
+    const int r = idx / D, d = idx % D;
+    float M = kNegInf, L = 0.f, acc = 0.f;
+    for (int k = 0; k < nsplit; ++k) {
+      const float* pm = cluster.map_shared_rank(sM, k);
+      const float* pl = cluster.map_shared_rank(sL, k);
+      const float* po = cluster.map_shared_rank(sO, k);
+      float m[4], l[4], v[4];
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        m[w] = pm[w * kDecRows + r];
+        l[w] = pl[w * kDecRows + r];
+        v[w] = po[(w * kDecRows + r) * kOS + d];
       }
+      const float mk = fmaxf(fmaxf(M, fmaxf(m[0], m[1])), fmaxf(m[2], m[3]));
+      if (mk == kNegInf) continue;  // no admitted key yet
+      const float a = exp2f(M - mk);
+      L *= a;
+      acc *= a;
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const float f = exp2f(m[w] - mk);
+        L += l[w] * f;
+        acc += v[w] * f;
+      }
+      M = mk;
     }
     const int sq = r / G, hh = r % G;
-    static_cast<T*>(c.o)[(((int64_t)b * c.Hq + g * G + hh) * c.S + sq) * D + idx % D] = from_f<T>(L > 0.f ? acc / L : 0.f);
+    static_cast<T*>(c.o)[(((int64_t)b * c.Hq + g * G + hh) * c.S + sq) * D + d] = from_f<T>(L > 0.f ? acc / L : 0.f);
   }
   stamp(tr, 8);
   if (tr) {
@@ -392,7 +427,7 @@ static unsigned long long* g_trace = nullptr;  // ap_span_trace_buffer
 // multiprocessor in all. Never fewer than it takes for a CTA's share of the key tiles to fit its list.
 static int span_nsplit_wanted(const ApAttn& a, int* fewest) {
   const int nT = n_key_tiles(a);
-  *fewest = (nT + kDecMaxEnt - 1) / kDecMaxEnt;
+  *fewest = (nT + kDecMaxEnt - 3) / (kDecMaxEnt - 2);
   const int ns = max((g_split_waves * num_sms()) / (a.B * a.Hkv), *fewest);
   return max(1, min(min(ns, nT), kDecMaxSplit));
 }
@@ -452,7 +487,12 @@ static cudaError_t launch_decode(const FwdCommon& c, const SpanArgs& sa, int wan
   if (e != cudaSuccess) return e;
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t cfg = decode_config<T, D>(c, decode_splits<T, D>(c, want, fewest, st), st, &attr);
-  return cudaLaunchKernelEx(&cfg, kern, c, sa, g_trace);
+  // the admitted tile count per (sequence, KV head) up to which the K/V stream is marked evict-first: a call that
+  // reads at most kEvictFirstL2s times the L2 size
+  constexpr int64_t kEvictFirstL2s = 5, tile_bytes = 2LL * kBN * D * 2;
+  const int evict_first_tiles =
+      (int)std::min<int64_t>(INT_MAX, kEvictFirstL2s * l2_cache_bytes() / (tile_bytes * c.B * c.Hkv));
+  return cudaLaunchKernelEx(&cfg, kern, c, sa, evict_first_tiles, g_trace);
 }
 
 }  // namespace ap
@@ -496,6 +536,6 @@ extern "C" int ap_span_forward(const ApAttn* ap_, const ApSpanAttrs* at_, void*,
 extern "C" void ap_set_span_split_waves(int w) { g_split_waves = w > 0 ? w : 1; }
 
 // debugging aid: the decode kernel writes 16 values per CTA (index (b * Hkv + g) * nsplit + split) to dev_ptr:
-// the global timer (ns) at entry, key intervals staged, bitmap built, tiles found, their row ranges (list
-// built), first tile landed, loop end, partial ready, merged; its SM; its tile count. NULL turns it off.
+// the global timer (ns) at entry, key intervals staged, bitmap built, set bits counted, list built (tiles and
+// their row ranges), first tile landed, loop end, warp partials stored, merged; its SM; its tile count. NULL turns it off.
 extern "C" void ap_span_trace_buffer(unsigned long long* dev_ptr) { g_trace = dev_ptr; }

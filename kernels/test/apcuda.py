@@ -248,12 +248,12 @@ def get_fwd_variant():
 
 
 def set_span_split_waves(w):
-    """SpanAttention decode: about w CTAs per multiprocessor (default 2)"""
+    """SpanAttention decode: about w CTAs per multiprocessor (default 1)"""
     lib().ap_set_span_split_waves(int(w))
 
 
 def span_trace_buffer(t):
-    """SpanAttention decode debugging aid: a CUDA uint64/int64 tensor of 8 values per CTA, or None (off)"""
+    """SpanAttention decode debugging aid: a CUDA uint64/int64 tensor of 16 values per CTA, or None (off)"""
     lib().ap_span_trace_buffer(ctypes.c_void_p(t.data_ptr() if t is not None else None))
 
 

@@ -38,11 +38,12 @@ for mode in "$@"; do
       for cfg in ${DECODE_CFGS:-32768:0.1:1 32768:0.1:2 32768:0.25:1 131072:0.1:1}; do IFS=: read -r t cov w <<< "$cfg"
         timeout 120 python3 bench/kernels/decode_profile.py --T $t --cover $cov --waves $w --time --trace \
           --trace-out "$OUT/trace-$t-$cov-w$w.json" 2>&1 | tee -a "$OUT/decode-time.log"; done
-      timeout 180 ncu --clock-control none --kernel-name regex:span --launch-skip 1 --launch-count 1 \
+      [ "${NCU:-1}" = 0 ] || timeout 180 ncu --clock-control none --kernel-name regex:span --launch-skip 1 --launch-count 1 \
         --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
         --section WarpStateStats --section SchedulerStats \
+        --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
         python3 bench/kernels/decode_profile.py --T 32768 --cover 0.1 --calls 2 > "$OUT/ncu-decode-32768-0.1.txt" 2>&1
-      grep -E "span_|Duration|DRAM Throughput|Max Active Clusters|Achieved Occupancy" "$OUT/ncu-decode-32768-0.1.txt" | head -20 ;;
+      grep -E "span_|Duration|DRAM Throughput|Max Active Clusters|Achieved Occupancy|stalled" "$OUT/ncu-decode-32768-0.1.txt" | head -20 ;;
     bench-decode) python3 bench/kernels/run.py --only decode --out "$OUT/bench-decode.json" 2>&1 | tee "$OUT/bench-decode.log" | grep -v "^prefill {\|^decode {" ;;
     e2e)  # whole converted models (out/e2e/*.onnx, converted beforehand with `attnpass convert`) on the CUDA EP
       export LD_LIBRARY_PATH=/usr/local/cuda-13.0/lib64:/usr/local/cuda/lib64:/tmp/ort/lib:${LD_LIBRARY_PATH:-}
