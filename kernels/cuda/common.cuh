@@ -77,16 +77,12 @@ __device__ __forceinline__ unsigned sm_id() {
 __device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(src_bytes));
 }
-// L2 eviction policies for cp_async16. Evict-first, for data read once: its lines go first, so the stream neither
-// pushes out what other kernels keep in L2 nor forces the write-back of their dirty lines.
-__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+// An L2 eviction policy for cp_async16: evict-first (for data read once: its lines go first, so the stream neither
+// pushes out what other kernels keep in L2 nor forces the write-back of their dirty lines) or the normal one.
+__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
   uint64_t p;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
-  return p;
-}
-__device__ __forceinline__ uint64_t l2_evict_normal_policy() {
-  uint64_t p;
-  asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(p));
+  if (evict_first) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+  else asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(p));
   return p;
 }
 __device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, int src_bytes, uint64_t l2_policy) {

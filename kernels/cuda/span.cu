@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   // Each K/V row is read once. A call that reads a few L2s' worth marks its rows evict-first, so that they do
   // not force the write-back of dirty lines other kernels left in L2; a longer stream keeps the normal policy
   // (H100, L2 holding dirty lines: evict-first took 7.5 % off at 109 MB read and added 2-5 % at 430 MB-2 GB).
-  const uint64_t streamed = s_list.total <= evict_first_tiles ? l2_evict_first_policy() : l2_evict_normal_policy();
+  const uint64_t streamed = l2_policy(s_list.total <= evict_first_tiles);
 
   auto load = [&](int e, int st) {
     const int2 en = sEnt[e];
