@@ -6,11 +6,12 @@
  * segments and symbolic links that lead out are refused. Bytes are read lazily, only when a pass
  * needs the values, from files opened read-only.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { fail } from '../errors.js';
 import { onnx, type TensorProto } from './codec.js';
 import type { PayloadSource } from './payload.js';
+import { readRange } from './read-range.js';
 
 export interface ExternalDataRef {
   location: string;
@@ -95,12 +96,7 @@ export class ExternalDataFiles {
     const file = this.open(ref.location, tensor.name);
     const length = this.checkedLength(ref, file.size, tensor.name);
     const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(file.fd, out, done, Math.min(length - done, 1 << 30), ref.offset + done);
-      if (n === 0) fail('external-data', `tensor '${tensor.name}': external data file '${ref.location}' ended early.`);
-      done += n;
-    }
+    if (readRange(file.fd, out, 0, length, ref.offset) !== length) fail('external-data', `tensor '${tensor.name}': external data file '${ref.location}' ended early.`);
     return out;
   }
 

@@ -1,10 +1,11 @@
 /** Loading an ONNX model from a file or from bytes, with clear errors for anything that is not one. */
-import { closeSync, constants, fstatSync, openSync, read, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AttnpassError, fail } from '../errors.js';
 import { onnx, toBigInt, type ModelProto, type TensorProto } from './codec.js';
 import { ExternalDataFiles } from './external.js';
 import { deferPayload, PayloadSource } from './payload.js';
+import { readRange, readRangeAsync } from './read-range.js';
 import { skimModel, visitTensors, type SkimmedPayload } from './skim.js';
 import { locateDecodeFailure, wireTypeMismatches } from './wire.js';
 
@@ -137,13 +138,7 @@ export function readWholeFile(path: string): Buffer {
   const { fd, size } = openModelFile(path);
   try {
     const out = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, out, done, Math.min(size - done, MAX_READ), done);
-      if (n === 0) break;
-      done += n;
-    }
-    if (done !== size) fail('io', `${path}: the file shrank while it was being read.`);
+    if (readRange(fd, out, 0, size, 0) !== size) fail('io', `${path}: the file shrank while it was being read.`);
     return out;
   } catch (err) {
     readFailure(path, err);
@@ -161,7 +156,9 @@ export async function readWholeFileAsync(path: string, parts = 2): Promise<Buffe
   try {
     const out = Buffer.allocUnsafe(size);
     const piece = Math.ceil(size / parts / PAGE) * PAGE;
-    const counts = await Promise.all(Array.from({ length: parts }, (_, i) => readRange(fd, out, i * piece, Math.max(0, Math.min(piece, size - i * piece)))));
+    const counts = await Promise.all(
+      Array.from({ length: parts }, (_, i) => readRangeAsync(fd, out, i * piece, Math.max(0, Math.min(piece, size - i * piece)), i * piece)),
+    );
     if (counts.reduce((a, b) => a + b, 0) !== size) fail('io', `${path}: the file shrank while it was being read.`);
     return out;
   } catch (err) {
@@ -171,21 +168,7 @@ export async function readWholeFileAsync(path: string, parts = 2): Promise<Buffe
   }
 }
 
-const MAX_READ = 1 << 30;
 const PAGE = 4096;
-
-/** Reads `length` bytes at `offset` into the same place of `out`; returns how many there were. */
-async function readRange(fd: number, out: Buffer, offset: number, length: number): Promise<number> {
-  let done = 0;
-  while (done < length) {
-    const n = await new Promise<number>((resolveRead, rejectRead) => {
-      read(fd, out, offset + done, Math.min(length - done, MAX_READ), offset + done, (err, bytes) => (err ? rejectRead(err) : resolveRead(bytes)));
-    });
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
 
 /** Opens a model file for reading and checks that it is a regular file protobuf can hold. */
 function openModelFile(path: string): { fd: number; size: number } {

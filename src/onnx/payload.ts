@@ -10,9 +10,10 @@
  * replaces it by rename) until `PayloadSource.close()`; a payload read after that fails with a clear
  * error, never from a reused descriptor.
  */
-import { closeSync, fstatSync, read, readSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { fail } from '../errors.js';
 import type { TensorProto } from './codec.js';
+import { readRange, readRangeAsync } from './read-range.js';
 
 /** The open model file the deferred payloads are read from. */
 export class PayloadSource {
@@ -43,26 +44,16 @@ export class PayloadSource {
 
   /** Reads `length` bytes at `offset` into `out` at `at`; the file must hold them. */
   readInto(out: Uint8Array, at: number, length: number, offset: number): void {
-    const fd = this.descriptor();
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, out, at + done, Math.min(length - done, 1 << 30), offset + done);
-      if (n === 0) fail('io', `${this.path}: the model file ended early while reading its weights (it shrank after it was loaded).`);
-      done += n;
-    }
+    if (readRange(this.descriptor(), out, at, length, offset) !== length) this.endedEarly();
   }
 
   /** `readInto` on libuv's thread pool. */
   async readIntoAsync(out: Uint8Array, at: number, length: number, offset: number): Promise<void> {
-    const fd = this.descriptor();
-    let done = 0;
-    while (done < length) {
-      const n = await new Promise<number>((resolveRead, rejectRead) => {
-        read(fd, out, at + done, Math.min(length - done, 1 << 30), offset + done, (err, bytes) => (err ? rejectRead(err) : resolveRead(bytes)));
-      });
-      if (n === 0) fail('io', `${this.path}: the model file ended early while reading its weights (it shrank after it was loaded).`);
-      done += n;
-    }
+    if ((await readRangeAsync(this.descriptor(), out, at, length, offset)) !== length) this.endedEarly();
+  }
+
+  private endedEarly(): never {
+    fail('io', `${this.path}: the model file ended early while reading its weights (it shrank after it was loaded).`);
   }
 
   read(offset: number, length: number): Buffer {

@@ -10,9 +10,9 @@ import { fail } from '../errors.js';
 import { Long, onnx, type GraphProto, type ModelProto, type TensorProto } from './codec.js';
 import { isExternal, externalDataRef, type ExternalDataFiles } from './external.js';
 import { AtomicFile, writeAtomically, writeAtomicallyAsync } from './atomic.js';
-import { read, readSync } from 'node:fs';
 import { CopyBuffers, encodeModelParts, payloadRegion, regionChunks, regionChunksAsync, writeParts, writePartsAsync, type EncodedParts, type FileRegion } from './stream.js';
 import { deferredPayload, rawDataLength, saveRawData } from './payload.js';
+import { readRange, readRangeAsync } from './read-range.js';
 
 export type ExternalDataMode = 'reference' | 'copy';
 
@@ -234,18 +234,10 @@ function copyExternal(t: TensorProto, source: ExternalDataFiles, out: AtomicFile
     offset: ref.offset,
     length,
     read(buffer, n, at) {
-      for (let done = 0; done < n; ) {
-        const got = readSync(fd, buffer, done, n - done, at + done);
-        if (got === 0) ended();
-        done += got;
-      }
+      if (readRange(fd, buffer, 0, n, at) !== n) ended();
     },
     async readAsync(buffer, n, at) {
-      for (let done = 0; done < n; ) {
-        const got = await new Promise<number>((resolveRead, rejectRead) => read(fd, buffer, done, n - done, at + done, (err, bytes) => (err ? rejectRead(err) : resolveRead(bytes))));
-        if (got === 0) ended();
-        done += got;
-      }
+      if ((await readRangeAsync(fd, buffer, 0, n, at)) !== n) ended();
     },
   };
   const before = t.externalData;

@@ -10,8 +10,8 @@
  * Anything unusual (a truncated or malformed file, a group, nesting past 100) returns undefined and the
  * caller reads the whole file the ordinary way, which explains the problem precisely (wire.ts).
  */
-import { readSync } from 'node:fs';
 import type { TensorProto } from './codec.js';
+import { readRange } from './read-range.js';
 import { encodeVarint } from './stream.js';
 import { WIRE_SCHEMA } from './wire-schema.js';
 
@@ -102,14 +102,9 @@ class Window {
 
   private fill(pos: number): void {
     const want = Math.min(WINDOW, this.size - pos);
-    let done = 0;
-    while (done < want) {
-      const n = readSync(this.fd, this.buf, done, want - done, pos + done);
-      if (n === 0) throw new Unusual('the file shrank while it was read');
-      done += n;
-    }
+    if (readRange(this.fd, this.buf, 0, want, pos) !== want) throw new Unusual('the file shrank while it was read');
     this.base = pos;
-    this.filled = done;
+    this.filled = want;
   }
 }
 
@@ -213,11 +208,7 @@ export function skimModel(fd: number, size: number, minBytes: number): Skimmed |
       bytes.set(part.literal, o);
       o += part.literal.length;
     } else {
-      for (let done = 0; done < part.end - part.start; ) {
-        const n = readSync(fd, bytes, o + done, part.end - part.start - done, part.start + done);
-        if (n === 0) return undefined;
-        done += n;
-      }
+      if (readRange(fd, bytes, o, part.end - part.start, part.start) !== part.end - part.start) return undefined;
       o += part.end - part.start;
     }
   }
