@@ -103,7 +103,7 @@ __device__ int2 decode_tile_entry(const KeyIntervals& iv, int t, int cut_lo, int
 struct TileListSmem {
   uint32_t bits[kDecMaxWords];
   int before[kDecMaxWords];
-  int total, count;  // tiles listed for the sequence, in this CTA's share
+  int total;  // tiles listed for the sequence
   int2 share;  // this CTA's share of the listed tiles' rows: [x, y) counted in rows of tiles, kBN per tile
 };
 
@@ -151,7 +151,6 @@ __device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, T
       const int lo = incl * kBN * split / nsplit, hi = incl * kBN * (split + 1) / nsplit;
       L.share = make_int2(lo, hi);
       L.total = incl;
-      L.count = (hi + kBN - 1) / kBN - lo / kBN;
     }
   }
   __syncthreads();
@@ -172,7 +171,7 @@ __device__ int decode_tile_list(const KeyIntervals& iv, int split, int nsplit, T
   }
   __syncthreads();
   stamp(tr, 4);
-  return L.count;
+  return last - first + 1;
 }
 
 template <int D> struct DecSmem {
