@@ -7,7 +7,8 @@ Builds the benchmark's decode inputs (B=8, Hq=32, Hkv=8, D=128, bf16, spans cove
 4 sinks, 64-token window), checks the output against the float64 reference on sequence 0, then makes --calls
 plain calls (what a profiler records). With --time it also prints the CUDA-graph median of the call, of a
 device-to-device copy of the bytes the call must read and of torch's sum over them (a read-only kernel), with
-do_bench's flush and after a read-only one. With --trace, the decode kernel's per-CTA timeline of one call (global
+do_bench's flush and after a read-only one. With --trace, the decode kernel's per-CTA timeline of one call, enqueued
+behind 2000 calls and do_bench's flush so that it runs in the state of a timed call (global
 timer at entry, intervals staged, bitmap built, set bits counted, list built, first tile landed, loop end, warp
 partials stored, merged), summarised; --trace-out also saves the raw rows (9 times in ns, SM, tiles per CTA).
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "kernels", "test"))
 import apcuda as ap  # noqa: E402
 import reference as ref  # noqa: E402
-from run import admitted_tokens, bench, bench_clean_l2, rel, spans_cover  # noqa: E402
+from run import admitted_tokens, bench, bench_clean_l2, enqueue_warm_then_flush, rel, spans_cover  # noqa: E402
 
 
 POINTS = ("entry", "staged", "bitmap", "counted", "listed", "first tile", "loop end", "partials", "merged")
@@ -31,6 +32,7 @@ POINTS = ("entry", "staged", "bitmap", "counted", "listed", "first tile", "loop 
 
 def print_trace(call, max_ctas, out_path):
     tr = torch.zeros(max_ctas, 16, dtype=torch.int64, device="cuda")
+    enqueue_warm_then_flush(call)
     ap.span_trace_buffer(tr)
     call()
     torch.cuda.synchronize()

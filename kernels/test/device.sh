@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call of the attnpass kernel work: bash kernels/test/device.sh MODE...   (modes: tests bench ort quick
-# hopper e2e ...; TEST_RUNS="op:variant ..." narrows the tests mode). ort and e2e need ONNX Runtime with its CUDA
+# hopper e2e bench-decode profile-decode read-floor ...; TEST_RUNS="op:variant ..." narrows the tests mode). ort and e2e need ONNX Runtime with its CUDA
 # provider in /tmp/ort (../shared/tools/stage-ort-gpu.sh says how to carry it there in parts).
 # Expects kernels/build/dev.tar.xz (made here by kernels/test/pack-dev.sh: the CUDA library, the ORT custom-op
 # library built with CUDA, the ORT EP check driver); writes logs and JSON under $OUT.
@@ -44,6 +44,7 @@ for mode in "$@"; do
         --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
         python3 bench/kernels/decode_profile.py --T 32768 --cover 0.1 --calls 2 > "$OUT/ncu-decode-32768-0.1.txt" 2>&1
       grep -E "span_|Duration|DRAM Throughput|Max Active Clusters|Achieved Occupancy|stalled" "$OUT/ncu-decode-32768-0.1.txt" | head -20 ;;
+    read-floor) python3 bench/kernels/read_floor.py --out "$OUT/read-floor.json" 2>&1 | tee "$OUT/read-floor.log"; rc=$((rc | ${PIPESTATUS[0]})) ;;
     bench-decode) python3 bench/kernels/run.py --only decode --out "$OUT/bench-decode.json" 2>&1 | tee "$OUT/bench-decode.log" | grep -v "^prefill {\|^decode {" ;;
     e2e)  # whole converted models (out/e2e/*.onnx, converted beforehand with `attnpass convert`) on the CUDA EP
       export LD_LIBRARY_PATH=/usr/local/cuda-13.0/lib64:/usr/local/cuda/lib64:/tmp/ort/lib:${LD_LIBRARY_PATH:-}

@@ -11,10 +11,11 @@ const root = join(import.meta.dirname, '..', '..');
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
 describe('native code', () => {
-  it.skipIf(!has('nvcc'))('every kernels/cuda/*.cu compiles for sm_90a', () => {
+  it.skipIf(!has('nvcc'))('every kernels/cuda/*.cu and bench/kernels/*.cu compiles for sm_90a', () => {
     const r = spawnSync('bash', [join(root, 'kernels', 'cuda', 'check-compile.sh')], { encoding: 'utf8' });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/ok\s+bsa\.cu/);
+    expect(r.stdout).toMatch(/ok\s+read_floor\.cu/);
   }, 900_000);
 
   it.skipIf(!has('cmake') || !has('g++'))('the CPU custom-op library builds and exports RegisterCustomOps', () => {
