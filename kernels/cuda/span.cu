@@ -78,26 +78,49 @@ __device__ __forceinline__ int select_bit(uint32_t m, int k) {
 // bits [x, y] of a word (0 <= x <= y <= 31)
 __device__ __forceinline__ uint32_t bit_run(int x, int y) { return (0xffffffffu >> (31 - y)) & (0xffffffffu << x); }
 
-// One list entry of key tile t: x = t | full << 31 (every key of it is admitted for every row), y = first row |
-// end row << 8, the rows [first, end) of the tile that hold admitted keys, within [cut_lo, cut_hi) (a tile split
-// between two CTAs); the other rows are not read from memory.
+// rows [a, z) of a tile as bits (0 <= a <= z <= 64)
+__device__ __forceinline__ uint64_t row_bits(int a, int z) {
+  const uint64_t below_z = z >= 64 ? ~0ull : (1ull << z) - 1ull;
+  return below_z & ~((1ull << a) - 1ull);
+}
+
+// One list entry of key tile t: x = t | full << 31 (every key of it is admitted for every row). y packs the rows
+// of the tile that matter, 8 bits per bound (see TileRows): [lo, hi), the rows holding admitted keys within
+// [cut_lo, cut_hi) (a tile split between two CTAs); the other rows are not read from memory. [run_lo, run_hi), the
+// rows that the sinks and spans admit for every query row, when those form one run (bit 31 clear); when they do
+// not (spans per query row, or a gap between two spans inside the tile) each key is tested against the spans.
+// The local window is a per-row distance test either way.
 __device__ int2 decode_tile_entry(const KeyIntervals& iv, int t, int cut_lo, int cut_hi) {
   const FwdCommon& c = iv.c;
   const int t0 = t * kBN, t1 = min(t0 + kBN, c.T);
   int r0 = kBN, r1 = 0;
   bool spanfull = false;
+  uint64_t run = 0;  // rows the sinks or a span admit
   for (int k = 0; k < iv.count; ++k) {
     const int2 v = iv[k];
     if (v.x >= v.y || v.x >= t1 || v.y <= t0) continue;
-    r0 = min(r0, max(v.x, t0) - t0);
-    r1 = max(r1, min(v.y, t1) - t0);
+    const int a = max(v.x, t0) - t0, z = min(v.y, t1) - t0;
+    r0 = min(r0, a);
+    r1 = max(r1, z);
+    if (k != 1) run |= row_bits(a, z);
     if (k >= 2 && !iv.sa.sp.per_query && v.x <= t0 && t0 + kBN <= v.y) spanfull = true;
   }
   r0 = max(r0, cut_lo);
   r1 = min(r1, cut_hi);
   const bool full = cut_lo == 0 && cut_hi == kBN && span_tile_full(c, iv.sa, t0, c.T - c.S, c.T - 1, spanfull);
-  return make_int2(t | (full ? (int)0x80000000u : 0), r0 | r1 << 8);
+  const int run_lo = run ? __ffsll((long long)run) - 1 : 0, run_hi = run ? 64 - __clzll((long long)run) : 0;
+  const bool one_run = !iv.sa.sp.per_query && __popcll(run) == run_hi - run_lo;
+  return make_int2(t | (full ? (int)0x80000000u : 0),
+                   r0 | r1 << 8 | run_lo << 16 | run_hi << 24 | (one_run ? 0 : (int)0x80000000u));
 }
+
+// The row bounds of a list entry (its y, see decode_tile_entry)
+struct TileRows {
+  int lo, hi, run_lo, run_hi;
+  bool one_run;
+  __device__ explicit TileRows(int y)
+      : lo(y & 0xff), hi((y >> 8) & 0xff), run_lo((y >> 16) & 0xff), run_hi((y >> 24) & 0x7f), one_run(y >= 0) {}
+};
 
 // Shared memory of the tile list: the bitmap of key tiles holding an admitted key, the set bits before each word
 struct TileListSmem {
@@ -221,14 +244,16 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   // (H100, L2 holding dirty lines: evict-first took 7.5 % off at 109 MB read and added 2-5 % at 430 MB-2 GB).
   const uint64_t streamed = l2_policy(s_list.total <= evict_first_tiles);
 
+  // Warp w reads only rows w * 16 .. w * 16 + 15 of a tile (its keys' scores and their V rows), so it loads those
+  // rows itself and waits for its own copies only: the tile loop has no block-wide barrier.
   auto load = [&](int e, int st) {
     const int2 en = sEnt[e];
-    const int r0 = (en.x & 0x7fffffff) * kBN, rlo = en.y & 0xff, rhi = en.y >> 8;
+    const TileRows rows(en.y);
+    const int r0 = (en.x & 0x7fffffff) * kBN, rlo = rows.lo, rhi = rows.hi;
     const uint32_t dk = sK0 + st * SM::kKV, dv = sV0 + st * SM::kKV;
 #pragma unroll
-    for (int it = 0; it < kBN * (D / 8) / kDecThreads; ++it) {
-      const int idx = tid + it * kDecThreads;
-      const int r = idx / (D / 8), ch = idx % (D / 8);
+    for (int it = 0; it < 16 * (D / 8) / 32; ++it) {
+      const int r = warp * 16 + it * (32 / (D / 8)) + lane / (D / 8), ch = lane % (D / 8);
       const bool ok = r >= rlo && r < rhi;  // rows of no admitted key are zero-filled, not read
       const int64_t go = (int64_t)(ok ? r0 + r : 0) * D + ch * 8;
       cp_async16(dk + swz<D>(r, ch), kg + go, ok ? 16 : 0, streamed);
@@ -262,13 +287,14 @@ __global__ void __launch_bounds__(kDecThreads, 2)
   }
 
   for (int e = 0; e < n; ++e) {
-    cp_async_wait<kDecNS - 2>();  // tile e landed (Q too)
-    __syncthreads();              // and every warp is done with tile e-1, whose stage the next load reuses
+    cp_async_wait<kDecNS - 2>();  // this warp's rows of tile e landed
+    __syncwarp();                 // for all its lanes; and the warp is done with tile e-1, whose stage is reloaded next
     if (e == 0) stamp(tr, 5);
     const int nx = e + kDecNS - 1;
     if (nx < n) load(nx, nx % kDecNS);
     cp_async_commit();
-    const int ent = sEnt[e].x, rlo = sEnt[e].y & 0xff, rhi = sEnt[e].y >> 8;
+    const int ent = sEnt[e].x;
+    const TileRows rows(sEnt[e].y);
     const bool full = ent < 0;
     const int st = e % kDecNS;
     const uint32_t sk = sK0 + st * SM::kKV, sv = sV0 + st * SM::kKV;
@@ -296,8 +322,9 @@ __global__ void __launch_bounds__(kDecThreads, 2)
           bool ok = rv[r];
           if (ok && !full) {
             const int p = c.T - c.S + ri[r];
-            ok = jr >= rlo && jr < rhi && j < c.T && (!c.causal || j <= p) &&
-                 (j < sa.sink || abs(p - j) < sa.W || iv.span_holds(ri[r], j));
+            const bool held = rows.one_run ? jr >= rows.run_lo && jr < rows.run_hi
+                                           : j < sa.sink || iv.span_holds(ri[r], j);
+            ok = jr >= rows.lo && jr < rows.hi && j < c.T && (!c.causal || j <= p) && (held || abs(p - j) < sa.W);
           }
           if (!ok) x = kNegInf;
           else if (c.has_mask) x += c.mask.at(b, rh[r], ri[r], j) * kLog2e;
