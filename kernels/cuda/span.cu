@@ -250,30 +250,32 @@ __global__ void __launch_bounds__(kDecThreads, 1)
   // (H100, L2 holding dirty lines: evict-first took 7.5 % off at 109 MB read and added 2-5 % at 430 MB-2 GB).
   const uint64_t streamed = l2_policy(s_list.total <= evict_first_tiles);
 
+  // The group's i-th tile is list entry group + i * kDecGroups, held in stage i % kDecNS of the group's stages.
+  const int mine = (n - group + kDecGroups - 1) / kDecGroups;
+  auto entry_of = [&](int i) { return group + i * kDecGroups; };
+  auto stage_of = [&](int i) { return (uint32_t)((group * kDecNS + i % kDecNS) * SM::kKV); };
   // Warp `slot` of a group reads only rows slot * 16 .. slot * 16 + 15 of a tile (its keys' scores and their V
   // rows), so it loads those rows itself and waits for its own copies only: the tile loop has no block barrier.
-  // Tile e goes to stage st of the group's kDecNS.
-  auto load = [&](int e, int st) {
-    const int2 en = sEnt[e];
+  auto load = [&](int i) {
+    const int2 en = sEnt[entry_of(i)];
     const TileRows rows(en.y);
-    const int r0 = (en.x & 0x7fffffff) * kBN, rlo = rows.lo, rhi = rows.hi;
-    const uint32_t dk = sK0 + (group * kDecNS + st) * SM::kKV, dv = sV0 + (group * kDecNS + st) * SM::kKV;
+    const int r0 = (en.x & 0x7fffffff) * kBN;
+    const uint32_t dk = sK0 + stage_of(i), dv = sV0 + stage_of(i);
 #pragma unroll
     for (int it = 0; it < 16 * (D / 8) / 32; ++it) {
       const int r = slot * 16 + it * (32 / (D / 8)) + lane / (D / 8), ch = lane % (D / 8);
-      const bool ok = r >= rlo && r < rhi;  // rows of no admitted key are zero-filled, not read
+      const bool ok = r >= rows.lo && r < rows.hi;  // rows of no admitted key are zero-filled, not read
       const int64_t go = (int64_t)(ok ? r0 + r : 0) * D + ch * 8;
       cp_async16(dk + swz<D>(r, ch), kg + go, ok ? 16 : 0, streamed);
       cp_async16(dv + swz<D>(r, ch), vg + go, ok ? 16 : 0, streamed);
     }
   };
-  const int mine = (n - group + kDecGroups - 1) / kDecGroups;  // this group's tiles: group + i * kDecGroups
 #pragma unroll
   for (int s = 0; s < kDecNS - 1; ++s) {
-    if (s < mine) load(group + s * kDecGroups, s);
+    if (s < mine) load(s);
     cp_async_commit();
   }
-  cp_async_wait<kDecNS - 1>();  // Q (first group) has landed
+  cp_async_wait<kDecNS - 1>();  // Q (the first commit group) has landed
   __syncthreads();
   uint32_t qf[D / 16][4];
 #pragma unroll
@@ -298,15 +300,13 @@ __global__ void __launch_bounds__(kDecThreads, 1)
     cp_async_wait<kDecNS - 2>();  // this warp's rows of its i-th tile landed
     __syncwarp();                 // for all its lanes; and the warp is done with the previous one, whose stage is reloaded next
     if (i == 0) stamp(tr, 5);
-    const int nx = i + kDecNS - 1;
-    if (nx < mine) load(group + nx * kDecGroups, nx % kDecNS);
+    if (i + kDecNS - 1 < mine) load(i + kDecNS - 1);
     cp_async_commit();
-    const int e = group + i * kDecGroups;
-    const int ent = sEnt[e].x;
-    const TileRows rows(sEnt[e].y);
+    const int2 en = sEnt[entry_of(i)];
+    const int ent = en.x;
+    const TileRows rows(en.y);
     const bool full = ent < 0;
-    const int st = group * kDecNS + i % kDecNS;
-    const uint32_t sk = sK0 + st * SM::kKV, sv = sV0 + st * SM::kKV;
+    const uint32_t sk = sK0 + stage_of(i), sv = sV0 + stage_of(i);
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
