@@ -24,7 +24,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "kernels", "test"))
 import apcuda as ap  # noqa: E402
 import reference as ref  # noqa: E402
-from run import admitted_tokens, bench, bench_clean_l2, enqueue_warm_then_flush, rel, spans_cover  # noqa: E402
+from run import (TRACE_QUANTILES, admitted_tokens, bench, bench_clean_l2, enqueue_warm_then_flush, rel,  # noqa: E402
+                 spans_cover, trace_quantiles)
 
 
 POINTS = ("entry", "staged", "bitmap", "counted", "listed", "first tile", "loop end", "partials", "merged")
@@ -43,14 +44,12 @@ def print_trace(call, max_ctas, out_path):
             json.dump(tr[:, :11].tolist(), f)
     n = len(POINTS)
     t = (tr[:, :n] - tr[:, 0].min()).double() / 1e3  # us from the first CTA's entry
-    q = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.double)
     print(f"trace: {tr.shape[0]} CTAs on {len(set(tr[:, n].tolist()))} SMs, tiles per CTA "
-          f"min {int(tr[:, n + 1].min())} max {int(tr[:, n + 1].max())}; us from the first entry (min/p10/p50/p90/max):")
+          f"min {int(tr[:, n + 1].min())} max {int(tr[:, n + 1].max())}; us from the first entry ({TRACE_QUANTILES}):")
     for i, name in enumerate(POINTS):
-        print(f"  {name:>10}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(t[:, i], q).tolist()))
+        print(f"  {name:>10}: {trace_quantiles(t[:, i])}")
     for i in range(1, n):
-        d = t[:, i] - t[:, i - 1]
-        print(f"  {POINTS[i - 1]:>10} -> {POINTS[i]:<10}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(d, q).tolist()))
+        print(f"  {POINTS[i - 1]:>10} -> {POINTS[i]:<10}: {trace_quantiles(t[:, i] - t[:, i - 1])}")
 
 
 def main():

@@ -29,7 +29,8 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "kernels", "test"))
 import apcuda as ap  # noqa: E402
-from run import admitted_tokens, bench, bench_clean_l2, enqueue_warm_then_flush, spans_cover  # noqa: E402
+from run import (TRACE_QUANTILES, admitted_tokens, bench, bench_clean_l2, enqueue_warm_then_flush,  # noqa: E402
+                 spans_cover, trace_quantiles)
 
 SRC = os.path.join(HERE, "read_floor.cu")
 LIB = os.path.join(ROOT, "kernels", "build", "bench", "libread_floor.so")
@@ -78,12 +79,10 @@ def print_trace(lib, src, nb, sink_words, stream):
     read(tr.data_ptr())
     torch.cuda.synchronize()
     t = (tr.cpu() - tr[:, 0].min().cpu()).double() / 1e3
-    q = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.double)
-    print(f"trace of '{name}', us from the first entry (min/p10/p50/p90/max):")
+    print(f"trace of '{name}', us from the first entry ({TRACE_QUANTILES}):")
     for i, point in enumerate(("entry", "first chunk", "loop end")):
-        print(f"  {point:>11}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(t[:, i], q).tolist()))
-    d = t[:, 2] - t[:, 1]
-    print(f"  {'loop':>11}: " + " ".join(f"{x:7.2f}" for x in torch.quantile(d, q).tolist()))
+        print(f"  {point:>11}: {trace_quantiles(t[:, i])}")
+    print(f"  {'loop':>11}: {trace_quantiles(t[:, 2] - t[:, 1])}")
 
 
 def timed(fn):

@@ -75,6 +75,15 @@ def enqueue_warm_then_flush(fn, calls=2000):
     _ZERO_FLUSH.zero_()
 
 
+TRACE_QUANTILES = "min/p10/p50/p90/max"
+
+
+def trace_quantiles(values):
+    """min, p10, median, p90 and max of per-CTA trace values (us), formatted for one line"""
+    q = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.double)
+    return " ".join(f"{x:7.2f}" for x in torch.quantile(values.double(), q).tolist())
+
+
 def bench_clean_l2(fn, reps=200):
     """median ms of CUDA-graph replays, each after an L2 flush that reads 256 MB: the L2 then holds none of the
     call's data and only clean lines, so the call is not charged for writing back the flush's own dirty lines
